@@ -1,0 +1,42 @@
+# The README's commands. `make test` is what CI runs.
+SHELL := /bin/bash
+UV ?= uv
+PY := $(UV) run --frozen
+
+.PHONY: install run down test lint bench stack-up stack-down demo
+
+install:
+	$(UV) sync --frozen
+
+stack-up: install
+	scripts/stack up
+
+stack-down:
+	scripts/stack down
+
+## run: the stack, every service, a demo configuration; prints how to send and watch alerts
+run: install
+	scripts/run up
+
+## down: stop the services and the stack; leaves no process behind
+down:
+	-scripts/run down
+	scripts/stack down
+
+lint: install
+	$(PY) ruff check .
+	$(PY) ruff format --check shared services tests bench
+	$(PY) mypy
+
+## test: install, stack up, lint, type-check, every test against the real stack, stack down
+test: install
+	@set -o pipefail; mkdir -p .stack; scripts/stack up | tee .stack/env.sh; \
+	source .stack/env.sh; \
+	rc=0; \
+	$(MAKE) --no-print-directory lint || rc=$$?; \
+	if [ $$rc -eq 0 ]; then $(PY) pytest || rc=$$?; fi; \
+	scripts/stack down; \
+	exit $$rc
+
+bench: stack-up
+	@source <(scripts/stack env); $(PY) python -m bench

@@ -1,0 +1,1 @@
+"""alertyard services: router, tokens, audit and the command line."""

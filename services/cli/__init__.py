@@ -1,0 +1,1 @@
+"""The ``alertyard`` command line."""

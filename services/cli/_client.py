@@ -1,0 +1,100 @@
+"""What every CLI command shares: service URLs, the acting token, HTTP calls and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["ApiClient", "JsonOption", "TokenOption", "console", "fail", "print_json", "print_table"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+TokenOption = typer.Option(
+    None,
+    "--token",
+    envvar="ALERTYARD_TOKEN",
+    help="Acting API token (or set ALERTYARD_TOKEN).",
+    show_default=False,
+)
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+DEFAULT_URLS = {
+    "tokens": ("ALERTYARD_TOKENS_URL", "http://127.0.0.1:8081"),
+    "router": ("ALERTYARD_ROUTER_URL", "http://127.0.0.1:8082"),
+    "audit": ("ALERTYARD_AUDIT_URL", "http://127.0.0.1:8083"),
+}
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(
+    rows: list[dict[str, Any]], columns: list[str], *, title: str | None = None
+) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+class ApiClient:
+    """A small HTTP client for one service; turns error bodies into one clear line."""
+
+    def __init__(self, service: str, token: str | None, *, timeout: float = 10.0) -> None:
+        env, default = DEFAULT_URLS[service]
+        self.base_url = os.environ.get(env, default).rstrip("/")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            name = exc.__class__.__name__
+            fail(f"cannot reach {self.base_url} ({name}); is the service running? (make run)")
+        if response.status_code >= 400:
+            fail(_describe_error(response))
+        if not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+
+def _describe_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    code = body.get("code", "error") if isinstance(body, dict) else "error"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return f"{detail} [{code}, HTTP {response.status_code}]"

@@ -1,0 +1,38 @@
+"""Entry point of the ``alertyard`` command: one Typer app, one module per domain."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from services.cli import alerts, audit, rules, stack, tokens
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="alertyard",
+    help="Kafka-native alert routing: tokens, routing rules, alerts and the audit log.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens
+)
+
+for module in (stack, tokens, rules, alerts, audit):
+    module.register(app)
+
+SERVICES = ("tokens", "router", "audit")
+
+
+@app.command()
+def serve(service: str = typer.Argument(..., help="tokens | router | audit")) -> None:
+    """Run one service in the foreground (settings from ALERTYARD_* environment variables)."""
+    if service not in SERVICES:
+        raise typer.BadParameter(
+            f"unknown service {service!r}; choose one of {', '.join(SERVICES)}"
+        )
+    module = importlib.import_module(f"services.{service}.main")
+    module.serve()
+
+
+if __name__ == "__main__":
+    app()

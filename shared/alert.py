@@ -1,0 +1,126 @@
+"""The alert contract: what producers publish to the alerts topic."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "MAX_ALERT_BYTES",
+    "MAX_LABELS",
+    "MAX_NESTING_DEPTH",
+    "Alert",
+    "AlertStatus",
+    "Severity",
+    "nesting_depth",
+]
+
+MAX_ALERT_BYTES: Final = 64 * 1024
+"""Largest accepted message value; larger ones are rejected before parsing."""
+MAX_NESTING_DEPTH: Final = 8
+"""Deepest accepted nesting of ``payload`` / ``annotations``; deeper is a schema violation."""
+MAX_LABELS: Final = 64
+MAX_LABEL_VALUE_CHARS: Final = 1024
+MAX_TEXT_CHARS: Final = 4096
+
+
+class Severity(StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+class AlertStatus(StrEnum):
+    firing = "firing"
+    resolved = "resolved"
+
+
+def nesting_depth(value: Any) -> int:
+    """Depth of nested dicts/lists: 0 for a scalar, 1 for a flat dict or list."""
+    depth = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            depth = max(depth, level + 1)
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            depth = max(depth, level + 1)
+            stack.extend((child, level + 1) for child in node)
+    return depth
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Alert(BaseModel):
+    """One alert as a producer publishes it.
+
+    The Kafka key is ``dedup_key`` so that the firing and resolved messages of one alert keep
+    their order within a partition.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_TEXT_CHARS)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
+    """Unique id; generated when the producer sends none. Consumers dedupe on it."""
+    dedup_key: str = Field(default="", max_length=256)
+    """Groups firing/resolved messages of one alert; defaults to ``id``."""
+    source: str = Field(min_length=1, max_length=256)
+    """Who sent it, e.g. ``prometheus``, ``ci``."""
+    summary: str = Field(min_length=1, max_length=1024)
+    severity: Severity = Severity.warning
+    status: AlertStatus = AlertStatus.firing
+    service: str = Field(default="", max_length=256)
+    environment: str = Field(default="", max_length=128)
+    team: str | None = Field(default=None, max_length=128)
+    """Stamped by the router when the alert came with a team token; producers may leave it out."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    starts_at: datetime = Field(default_factory=_now)
+    ends_at: datetime | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _limit_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels are allowed, got {len(labels)}")
+        for key, value in labels.items():
+            if not key or len(key) > 128:
+                raise ValueError("label names must be 1 to 128 characters")
+            if len(value) > MAX_LABEL_VALUE_CHARS:
+                raise ValueError(f"label {key!r} is longer than {MAX_LABEL_VALUE_CHARS} chars")
+        return labels
+
+    @field_validator("annotations", "payload")
+    @classmethod
+    def _limit_nesting(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth = nesting_depth(value)
+        if depth > MAX_NESTING_DEPTH:
+            raise ValueError(f"nesting depth {depth} exceeds the limit of {MAX_NESTING_DEPTH}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_dedup_key(self) -> Alert:
+        if not self.dedup_key:
+            object.__setattr__(self, "dedup_key", self.id)
+        return self
+
+    def kafka_key(self) -> bytes:
+        return self.dedup_key.encode()
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Alert:
+        """Parse a message value; raises ``ValueError`` / ``ValidationError`` on bad input."""
+        return cls.model_validate(json.loads(raw.decode("utf-8")))

@@ -1,0 +1,66 @@
+"""What every service's HTTP app has: error bodies, health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from shared.auth import redact_tokens
+from shared.errors import AlertyardError
+
+__all__ = ["add_operational_routes", "install_error_handlers"]
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map our errors to ``{"code", "detail"}`` bodies with the error's HTTP status."""
+
+    @app.exception_handler(AlertyardError)
+    async def _alertyard_error(_: Request, exc: AlertyardError) -> JSONResponse:
+        body = exc.to_dict()
+        body["detail"] = redact_tokens(body["detail"])
+        return JSONResponse(status_code=exc.http_status, content=body)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": redact_tokens(str(e.get("msg", "")))}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=422,
+            content={
+                "code": "invalid_request",
+                "detail": "request validation failed",
+                "errors": errors,
+            },
+        )
+
+
+def add_operational_routes(
+    app: FastAPI, *, readiness: ReadinessCheck, registry: CollectorRegistry = REGISTRY
+) -> None:
+    """``/healthz`` (process alive), ``/readyz`` (dependencies ready) and ``/metrics``."""
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: every dependency check passes")
+    async def readyz() -> JSONResponse:
+        checks = await readiness()
+        ready = all(checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503, content={"ready": ready, "checks": checks}
+        )
+
+    @app.get(
+        "/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

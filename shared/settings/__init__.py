@@ -1,0 +1,13 @@
+"""One settings class per service, built by a factory at start-up (never at import time).
+
+Connection settings are shared (``ALERTYARD_KAFKA_BOOTSTRAP_SERVERS``, ``ALERTYARD_REDIS_URL``,
+``ALERTYARD_TOPIC_*``); each service's own knobs carry its prefix (``ALERTYARD_ROUTER_*``,
+``ALERTYARD_TOKENS_*``, ``ALERTYARD_AUDIT_*``).
+"""
+
+from shared.settings._common import CommonSettings, TopicSettings
+from shared.settings.audit import AuditSettings
+from shared.settings.router import RouterSettings
+from shared.settings.tokens import TokensSettings
+
+__all__ = ["AuditSettings", "CommonSettings", "RouterSettings", "TokensSettings", "TopicSettings"]

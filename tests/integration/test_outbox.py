@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 
 def _event(n: int) -> Event:
-    return Event(type="token.created", source="test", actor=Actor(token_id="tok_a"), subject=f"token/{n}")
+    return Event(
+        type="token.created", source="test", actor=Actor(token_id="tok_a"), subject=f"token/{n}"
+    )
 
 
 async def test_event_is_written_only_with_its_change(redis: Redis) -> None:

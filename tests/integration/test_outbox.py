@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -66,7 +67,7 @@ async def test_relay_publishes_in_order_with_sequence(
     consumer = make_consumer(kafka_bootstrap, topic, group_id=unique("g"))
     await consumer.start()
     try:
-        events = []
+        events: list[dict[str, Any]] = []
         while len(events) < 20:
             batch = await consumer.getmany(timeout_ms=10_000)
             assert batch, "relayed events did not arrive"

@@ -20,8 +20,21 @@ class RouterSettings(CommonSettings):
     group_id: str = "alertyard-router"
     batch_max_records: int = Field(default=500, ge=1)
     batch_timeout_ms: int = Field(default=50, ge=1)
+    """Longest wait for a batch to fill before routing what has arrived."""
     decision_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
     """How long alert lookups (``GET /v1/alerts/{id}``) keep a routing decision."""
+    decision_buffer_max: int = Field(default=100_000, ge=1)
+    """Decisions held in memory while Redis is unreachable; the oldest go first past this."""
+    team_topic_partitions: int | None = Field(default=None, ge=1)
+    """Partitions of team topics created on demand (default: ``ALERTYARD_TOPIC_PARTITIONS``)."""
+    team_topic_replication_factor: int | None = Field(default=None, ge=1)
+    """Replication of team topics created on demand (default: the common topic setting)."""
+    provision_teams: list[str] = Field(default_factory=list)
+    """Teams whose topics are created at start-up, before any alert needs them."""
+    publish_retry_max_backoff_s: float = Field(default=5.0, gt=0)
+    """Ceiling of the exponential backoff between retries of failed publishes."""
+    shutdown_drain_s: float = Field(default=30.0, gt=0)
+    """How long shutdown waits for the batch in hand to be published and committed."""
 
 
 def load() -> RouterSettings:

@@ -1,0 +1,317 @@
+"""The router's hot path: a plain aiokafka consumer loop, one batch at a time.
+
+``getmany`` -> inspect every record (no I/O) -> authenticate each distinct token once ->
+evaluate the live ruleset -> ``send`` every output record -> gather the acks -> record the
+decisions -> commit the batch's offsets. Offsets are committed only after every publish of the
+batch is acknowledged (``acks=all``), so a crash at any point re-delivers the batch: at least
+once, duplicates only within one uncommitted batch. See ``docs/delivery.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
+
+from services.router.authn import authenticate_batch
+from services.router.decisions import Decision, DecisionWriter, Placement
+from services.router.intake import inspect_record
+from services.router.metrics import RouterMetrics
+from services.router.plan import BatchPlan, plan_batch
+from services.router.ports import RulesetSource
+from services.router.publisher import BatchPublisher
+from services.router.topics import TopicProvisioner
+from shared.auth import TokenValidator
+from shared.kafka import ensure_topics, make_consumer, make_producer
+from shared.logging import get_logger
+from shared.settings import RouterSettings
+
+__all__ = ["AlertRouter", "BatchResult"]
+
+log = get_logger(__name__)
+
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+class BatchResult:
+    """Counts of one routed batch (also the fields of its canonical log line)."""
+
+    __slots__ = ("records", "rejected", "routed_copies", "unrouted")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.routed_copies = 0
+        self.unrouted = 0
+        self.rejected: Counter[str] = Counter()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, router: AlertRouter) -> None:
+        self._router = router
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Finish (publish + commit) the batch in hand before the partitions move on.
+        async with self._router.batch_lock:
+            self._router.assigned = set()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._router.assigned = set(assigned)
+        self._router.metrics.assigned_partitions.set(len(assigned))
+        log.info(
+            "partitions_assigned", partitions=sorted(f"{t.topic}/{t.partition}" for t in assigned)
+        )
+
+
+class AlertRouter:
+    """Consumes the alerts topic and routes it; ``run`` until ``stop``."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        *,
+        validator: TokenValidator,
+        ruleset: RulesetSource,
+        decisions: DecisionWriter,
+        metrics: RouterMetrics | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+        producer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or RouterMetrics()
+        self.decisions = decisions
+        self.assigned: set[TopicPartition] = set()
+        self.batch_lock = asyncio.Lock()
+        self._validator = validator
+        self._ruleset = ruleset
+        self._consumer_options = dict(consumer_options or {})
+        self._producer_options = dict(producer_options or {})
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._publisher: BatchPublisher | None = None
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._positions: dict[TopicPartition, int] = {}
+        topics = settings.topics
+        self._topics = TopicProvisioner(
+            settings.kafka_bootstrap_servers,
+            partitions=settings.team_topic_partitions or topics.partitions,
+            replication_factor=settings.team_topic_replication_factor or topics.replication_factor,
+        )
+        self.batches = 0
+        self._retries_counted = 0
+
+    @property
+    def ready(self) -> bool:
+        """Partitions are assigned and a ruleset is loaded."""
+        return bool(self.assigned) and self._ruleset.loaded
+
+    async def start(self) -> None:
+        """Create the fixed topics (and provisioned team topics), then join the group."""
+        s = self.settings
+        await ensure_topics(
+            s.kafka_bootstrap_servers,
+            [s.topics.alerts, s.topics.unrouted, s.topics.rejected],
+            partitions=s.topics.partitions,
+            replication_factor=s.topics.replication_factor,
+        )
+        await self._topics.ensure(s.topics.team_topic(t) for t in s.provision_teams)
+        self._producer = make_producer(s.kafka_bootstrap_servers, **self._producer_options)
+        await self._producer.start()
+        self._publisher = BatchPublisher(
+            self._producer, self._topics, max_backoff_s=s.publish_retry_max_backoff_s
+        )
+        options: dict[str, Any] = {"max_poll_records": s.batch_max_records}
+        options.update(self._consumer_options)
+        self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
+        self._consumer.subscribe([s.topics.alerts], listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def run(self) -> None:
+        """Route batches until :meth:`stop`; the batch in hand is always finished first."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("call start() before run()")
+        try:
+            while not self._stopping.is_set():
+                if not self._ruleset.loaded:
+                    await self._wait(0.05)  # no ruleset yet: routing now would misroute
+                    continue
+                batch = await consumer.getmany(
+                    timeout_ms=self.settings.batch_timeout_ms,
+                    max_records=self.settings.batch_max_records,
+                )
+                if not batch:
+                    await self.decisions.flush()
+                    self.metrics.decisions_buffered.set(self.decisions.buffered)
+                    continue
+                async with self.batch_lock:
+                    await self._route_or_rewind(consumer, batch)
+        finally:
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Stop consuming, drain the batch in hand (bounded), close the clients."""
+        self._stopping.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), timeout=self.settings.shutdown_drain_s)
+        await self.decisions.flush()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _route_or_rewind(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        try:
+            await self.route_batch(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug or an unforeseen outage: replay the batch, never skip it
+            log.exception("batch_failed_rewinding", partitions=len(batch))
+            for tp, records in batch.items():
+                if records and tp in consumer.assignment():
+                    consumer.seek(tp, records[0].offset)
+            await self._wait(1.0)
+
+    async def route_batch(self, batch: Batch) -> BatchResult:
+        """Route one batch end to end and commit its offsets."""
+        started = time.perf_counter()
+        received_at = datetime.now(UTC)
+        publisher = self._publisher
+        consumer = self._consumer
+        if publisher is None or consumer is None:
+            raise RuntimeError("call start() before routing")
+        inbounds = [
+            inspect_record(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
+            for records in batch.values()
+            for r in records
+        ]
+        tokens = [i.token for i in inbounds if i.token is not None and i.rejection is None]
+        auth = await authenticate_batch(
+            self._validator, tokens, max_backoff_s=self.settings.publish_retry_max_backoff_s
+        )
+        ruleset = self._ruleset.current
+        plan = plan_batch(inbounds, auth, ruleset, self.settings.topics)
+        metadata = await publisher.publish(plan.messages)
+        routed_at = datetime.now(UTC)
+        self.decisions.add(_decisions(plan, metadata, received_at, routed_at))
+        await self.decisions.flush()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        await self._commit(consumer, offsets)
+        result = self._account(plan, len(inbounds), ruleset.version, started)
+        self._update_lag(consumer, offsets)
+        return result
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced: the new owner re-reads from the last commit (duplicates
+            # within this batch, never a loss).
+            log.warning("commit_failed_rebalanced", error=str(exc))
+        except KafkaError as exc:
+            # A later batch's commit covers these offsets; until then they may be re-read.
+            log.warning("commit_failed", error=repr(exc))
+
+    def _account(self, plan: BatchPlan, records: int, version: int, started: float) -> BatchResult:
+        m = self.metrics
+        result = BatchResult()
+        result.records = records
+        m.alerts_in.inc(records)
+        teams: Counter[str] = Counter()
+        for planned in plan.accepted:
+            if planned.teams:
+                teams.update(planned.teams)
+            else:
+                result.unrouted += 1
+        for team, count in teams.items():
+            m.routed.labels(team=team).inc(count)
+        result.routed_copies = sum(teams.values())
+        m.unrouted.inc(result.unrouted)
+        for _, rejection in plan.rejected:
+            result.rejected[rejection.reason] += 1
+        for reason, count in result.rejected.items():
+            m.rejected.labels(reason=reason).inc(count)
+        elapsed = time.perf_counter() - started
+        m.batch_seconds.observe(elapsed)
+        m.batch_size.observe(records)
+        m.ruleset_version.set(version)
+        if self._publisher is not None:
+            m.publish_retries.inc(self._publisher.retries - self._retries_counted)
+            self._retries_counted = self._publisher.retries
+        m.decisions_buffered.set(self.decisions.buffered)
+        self.batches += 1
+        log.info(
+            "batch_routed",
+            records=records,
+            alerts=len(plan.accepted),
+            routed_copies=result.routed_copies,
+            unrouted=result.unrouted,
+            rejected=sum(result.rejected.values()),
+            reject_reasons=dict(result.rejected),
+            teams=len(teams),
+            ruleset_version=version,
+            decisions_buffered=self.decisions.buffered,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+        return result
+
+    def _update_lag(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        self._positions.update(offsets)
+        lag = 0
+        for tp in self.assigned:
+            high = consumer.highwater(tp)
+            position = self._positions.get(tp)
+            if high is not None and position is not None:
+                lag += max(high - position, 0)
+        self.metrics.lag.set(lag)
+
+
+def _decisions(
+    plan: BatchPlan,
+    metadata: Sequence[RecordMetadata],
+    received_at: datetime,
+    routed_at: datetime,
+) -> list[Decision]:
+    decisions = []
+    for planned in plan.accepted:
+        alert = planned.alert
+        decisions.append(
+            Decision(
+                alert_id=alert.id,
+                outcome="routed" if planned.teams else "unrouted",
+                alert_status=alert.status.value,
+                severity=alert.severity.value,
+                dedup_key=alert.dedup_key,
+                teams=planned.teams,
+                rule_ids=planned.rule_ids,
+                ruleset_version=planned.ruleset_version,
+                fallback=planned.fallback,
+                token_id=planned.principal.token_id,
+                received_at=received_at,
+                routed_at=routed_at,
+                source_topic=planned.inbound.topic,
+                source_partition=planned.inbound.partition,
+                source_offset=planned.inbound.offset,
+                published=tuple(
+                    Placement(
+                        topic=metadata[i].topic,
+                        partition=metadata[i].partition,
+                        offset=metadata[i].offset,
+                    )
+                    for i in planned.message_indexes
+                ),
+            )
+        )
+    return decisions

@@ -1,0 +1,111 @@
+"""First look at a consumed record: size, authorization header, UTF-8, JSON and schema.
+
+Everything here is pure CPU work with no I/O, so a whole batch is inspected before any token
+is looked up. A bad message becomes a :class:`~services.router.rejects.Rejection`, never an
+exception.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from services.router import rejects
+from services.router.rejects import Rejection
+from shared.alert import MAX_ALERT_BYTES, Alert
+from shared.headers import bearer_token
+
+__all__ = ["Inbound", "inspect_record"]
+
+_ID_NAMESPACE: Final = uuid.UUID("6f1c7c1e-3f57-4d0a-9a3e-2b1e6a0f5c11")
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One consumed record and what the router learned from it so far."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    token: str | None = None
+    alert: Alert | None = None
+    rejection: Rejection | None = None
+
+
+def inspect_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any,
+    timestamp_ms: int,
+) -> Inbound:
+    """Check one record without I/O; the result holds either a parsed alert or a rejection."""
+    body = value or b""
+    inbound = Inbound(topic, partition, offset, key, body)
+    if len(body) > MAX_ALERT_BYTES:
+        inbound.rejection = Rejection.of(
+            rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
+        )
+        return inbound
+    try:
+        token = bearer_token(headers or ())
+    except ValueError as exc:  # the message never echoes the header value
+        inbound.rejection = Rejection.of(rejects.MALFORMED_AUTHORIZATION, str(exc))
+        return inbound
+    if token is None:
+        inbound.rejection = Rejection.of(
+            rejects.MISSING_TOKEN, "no 'authorization: Bearer <token>' header"
+        )
+        return inbound
+    inbound.token = token
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        inbound.rejection = Rejection.of(
+            rejects.INVALID_UTF8, f"value is not UTF-8 (byte {exc.start})"
+        )
+        return inbound
+    try:
+        alert = Alert.model_validate_json(body)
+    except ValidationError as exc:
+        inbound.rejection = _schema_rejection(exc)
+        return inbound
+    inbound.alert = _fill_defaults(alert, topic, partition, offset, timestamp_ms)
+    return inbound
+
+
+def _schema_rejection(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_input=False, include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        msg = next(e["msg"] for e in errors if e["type"] == "json_invalid")
+        return Rejection.of(rejects.INVALID_JSON, msg)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]]
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return Rejection.of(rejects.SCHEMA_VIOLATION, "; ".join(parts) + more)
+
+
+def _fill_defaults(
+    alert: Alert, topic: str, partition: int, offset: int, timestamp_ms: int
+) -> Alert:
+    """Derive missing ``id`` / ``starts_at`` from the record, not from the clock.
+
+    A redelivered record then yields the same alert id, so consumers can dedupe on it.
+    """
+    given = alert.model_fields_set
+    update: dict[str, Any] = {}
+    if "id" not in given:
+        alert_id = uuid.uuid5(_ID_NAMESPACE, f"{topic}/{partition}/{offset}").hex
+        update["id"] = alert_id
+        if "dedup_key" not in given or not alert.dedup_key or alert.dedup_key == alert.id:
+            update["dedup_key"] = alert_id
+    if "starts_at" not in given and timestamp_ms > 0:
+        update["starts_at"] = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    return alert.model_copy(update=update) if update else alert

@@ -1,0 +1,47 @@
+"""What the router needs from the rules engine, as protocols.
+
+The router depends on these shapes rather than on concrete classes so the data plane can be
+exercised with any compiled ruleset (``services.router.rules`` provides the real one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from shared.alert import Alert
+
+__all__ = ["CompiledRulesetView", "RoutingDecisionView", "RulesetSource"]
+
+
+class RoutingDecisionView(Protocol):
+    """Where one alert goes, as the compiled ruleset decided."""
+
+    @property
+    def teams(self) -> Sequence[str]: ...
+
+    @property
+    def rule_ids(self) -> Sequence[str]: ...
+
+    @property
+    def ruleset_version(self) -> int: ...
+
+    @property
+    def fallback(self) -> bool: ...
+
+
+class CompiledRulesetView(Protocol):
+    @property
+    def version(self) -> int: ...
+
+    def evaluate(self, alert: Alert) -> RoutingDecisionView: ...
+
+
+class RulesetSource(Protocol):
+    """The live, in-memory ruleset (``LiveRuleset``): swapped when the stored version moves."""
+
+    @property
+    def current(self) -> CompiledRulesetView: ...
+
+    @property
+    def loaded(self) -> bool: ...

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+
+from services.router.intake import inspect_record
+from services.router.plan import plan_batch
+from shared.alert import Alert
+from shared.auth import Permission, TokenKind
+from shared.headers import RejectedHeaders, RoutedHeaders
+from shared.settings import TopicSettings
+from tests.unit.router._doubles import ByServiceRuleset, TokenInvalidError, principal
+
+TOPICS = TopicSettings(team_prefix="t.team.", unrouted="t.unrouted", rejected="t.rejected")
+RULES = ByServiceRuleset({"db": ("dba", "sre"), "web": ("frontend",)})
+
+
+def record(value: dict[str, object] | bytes, token: str = "good", offset: int = 0):
+    body = value if isinstance(value, bytes) else json.dumps(value).encode()
+    headers = [("authorization", f"Bearer {token}".encode())]
+    return inspect_record("alerts", 0, offset, b"key", body, headers, 1_700_000_000_000)
+
+
+def alert(service: str, **extra: object) -> dict[str, object]:
+    return {"source": "prom", "summary": f"{service} down", "service": service, **extra}
+
+
+def test_fan_out_unrouted_and_rejected_in_one_batch() -> None:
+    inbounds = [
+        record(alert("db", id="a1", dedup_key="dk1"), offset=0),
+        record(alert("nope", id="a2"), offset=1),
+        record(b"{broken", offset=2),
+        record(alert("web", id="a3"), token="revoked", offset=3),
+    ]
+    auth = {"good": principal("tok-good"), "revoked": TokenInvalidError("token was revoked")}
+    plan = plan_batch(inbounds, auth, RULES, TOPICS)
+    topics = [m.topic for m in plan.messages]
+    assert topics == ["t.team.dba", "t.team.sre", "t.unrouted", "t.rejected", "t.rejected"]
+    first = RoutedHeaders.from_kafka(plan.messages[0].headers)
+    assert (first.alert_id, first.team, first.token_id, first.ruleset_version) == (
+        "a1",
+        "dba",
+        "tok-good",
+        7,
+    )
+    assert (first.source_topic, first.source_partition, first.source_offset) == ("alerts", 0, 0)
+    assert plan.messages[0].key == b"dk1"
+    assert Alert.model_validate_json(plan.messages[1].value).id == "a1"
+    unrouted = RoutedHeaders.from_kafka(plan.messages[2].headers)
+    assert unrouted.team == "" and unrouted.rule_ids == ()
+    reasons = [RejectedHeaders.from_kafka(m.headers).reason for m in plan.messages[3:]]
+    assert reasons == ["invalid_json", "token_revoked"]
+    assert plan.messages[3].value == b"{broken"  # original bytes, untouched
+    assert all(k != "authorization" for m in plan.messages for k, _ in m.headers)
+    assert [p.alert.id for p in plan.accepted] == ["a1", "a2"]
+    assert plan.accepted[0].message_indexes == [0, 1]
+
+
+def test_missing_publish_permission_is_rejected() -> None:
+    reader = principal("tok-r", permissions=frozenset({Permission.alerts_read}))
+    plan = plan_batch([record(alert("db"))], {"good": reader}, RULES, TOPICS)
+    rejected = RejectedHeaders.from_kafka(plan.messages[0].headers)
+    assert rejected.reason == "permission_denied"
+    assert "tok-r" in rejected.detail
+
+
+def test_team_token_stamps_its_team_over_whatever_was_sent() -> None:
+    team_token = principal("tok-t", kind=TokenKind.team, team="payments")
+    plan = plan_batch(
+        [record(alert("db", team="someone-else"))], {"good": team_token}, RULES, TOPICS
+    )
+    assert plan.accepted[0].alert.team == "payments"
+    assert Alert.model_validate_json(plan.messages[0].value).team == "payments"
+
+
+def test_an_evaluation_bug_rejects_one_alert_and_keeps_going() -> None:
+    class Exploding(ByServiceRuleset):
+        def evaluate(self, alert: Alert):  # type: ignore[no-untyped-def]
+            if alert.service == "boom":
+                raise RuntimeError("bug")
+            return super().evaluate(alert)
+
+    plan = plan_batch(
+        [record(alert("boom")), record(alert("web"), offset=1)],
+        {"good": principal()},
+        Exploding({"web": ("frontend",)}),
+        TOPICS,
+    )
+    assert [m.topic for m in plan.messages] == ["t.rejected", "t.team.frontend"]
+    assert RejectedHeaders.from_kafka(plan.messages[0].headers).reason == "evaluation_error"

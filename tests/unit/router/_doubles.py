@@ -42,7 +42,7 @@ class UnavailableAuthError(UnauthenticatedError):
 
 
 def principal(
-    token_id: str = "tok1",
+    token_id: str = "tok1",  # noqa: S107 - a token id, not a secret
     *,
     kind: TokenKind = TokenKind.global_,
     team: str | None = None,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from services.router.intake import inspect_record
+from services.router.intake import Inbound, inspect_record
 from shared.alert import MAX_ALERT_BYTES
 
 TOKEN = "ayg_" + "A" * 44
@@ -12,7 +12,9 @@ AUTH = [("authorization", f"Bearer {TOKEN}".encode())]
 GOOD = json.dumps({"source": "prom", "summary": "disk full", "service": "db"}).encode()
 
 
-def inspect(value: bytes | None, headers: list[tuple[str, bytes]] | None = None, offset: int = 3):
+def inspect(
+    value: bytes | None, headers: list[tuple[str, bytes]] | None = None, offset: int = 3
+) -> Inbound:
     return inspect_record("alerts", 1, offset, b"k", value, AUTH if headers is None else headers, 1)
 
 
@@ -20,12 +22,15 @@ def test_good_record_parses_and_keeps_token() -> None:
     inbound = inspect(GOOD)
     assert inbound.rejection is None
     assert inbound.token == TOKEN
-    assert inbound.alert is not None and inbound.alert.summary == "disk full"
+    assert inbound.alert is not None
+    assert inbound.alert.summary == "disk full"
 
 
 def test_missing_id_is_derived_from_the_record_so_redelivery_keeps_it() -> None:
     first, again, other = inspect(GOOD), inspect(GOOD), inspect(GOOD, offset=4)
-    assert first.alert is not None and again.alert is not None and other.alert is not None
+    assert first.alert is not None
+    assert again.alert is not None
+    assert other.alert is not None
     assert first.alert.id == again.alert.id != other.alert.id
     assert first.alert.dedup_key == first.alert.id
     assert first.alert.starts_at == again.alert.starts_at
@@ -34,7 +39,8 @@ def test_missing_id_is_derived_from_the_record_so_redelivery_keeps_it() -> None:
 def test_given_id_and_dedup_key_are_kept() -> None:
     value = json.dumps({"id": "a-1", "dedup_key": "d", "source": "s", "summary": "x"}).encode()
     alert = inspect(value).alert
-    assert alert is not None and (alert.id, alert.dedup_key) == ("a-1", "d")
+    assert alert is not None
+    assert (alert.id, alert.dedup_key) == ("a-1", "d")
 
 
 @pytest.mark.parametrize(
@@ -68,4 +74,5 @@ def test_rejection_detail_never_echoes_a_token() -> None:
     assert inbound.rejection is not None
     assert TOKEN not in inbound.rejection.detail
     bad_header = inspect(GOOD, [("authorization", f"Token {TOKEN}".encode())])
-    assert bad_header.rejection is not None and TOKEN not in bad_header.rejection.detail
+    assert bad_header.rejection is not None
+    assert TOKEN not in bad_header.rejection.detail

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from services.router.intake import inspect_record
+from services.router.authn import AuthOutcome
+from services.router.intake import Inbound, inspect_record
 from services.router.plan import plan_batch
 from shared.alert import Alert
 from shared.auth import Permission, TokenKind
@@ -14,7 +15,11 @@ TOPICS = TopicSettings(team_prefix="t.team.", unrouted="t.unrouted", rejected="t
 RULES = ByServiceRuleset({"db": ("dba", "sre"), "web": ("frontend",)})
 
 
-def record(value: dict[str, object] | bytes, token: str = "good", offset: int = 0):
+def record(
+    value: dict[str, object] | bytes,
+    token: str = "good",  # noqa: S107 - a test token name
+    offset: int = 0,
+) -> Inbound:
     body = value if isinstance(value, bytes) else json.dumps(value).encode()
     headers = [("authorization", f"Bearer {token}".encode())]
     return inspect_record("alerts", 0, offset, b"key", body, headers, 1_700_000_000_000)
@@ -31,7 +36,10 @@ def test_fan_out_unrouted_and_rejected_in_one_batch() -> None:
         record(b"{broken", offset=2),
         record(alert("web", id="a3"), token="revoked", offset=3),
     ]
-    auth = {"good": principal("tok-good"), "revoked": TokenInvalidError("token was revoked")}
+    auth: dict[str, AuthOutcome] = {
+        "good": principal("tok-good"),
+        "revoked": TokenInvalidError("token was revoked"),
+    }
     plan = plan_batch(inbounds, auth, RULES, TOPICS)
     topics = [m.topic for m in plan.messages]
     assert topics == ["t.team.dba", "t.team.sre", "t.unrouted", "t.rejected", "t.rejected"]
@@ -46,7 +54,8 @@ def test_fan_out_unrouted_and_rejected_in_one_batch() -> None:
     assert plan.messages[0].key == b"dk1"
     assert Alert.model_validate_json(plan.messages[1].value).id == "a1"
     unrouted = RoutedHeaders.from_kafka(plan.messages[2].headers)
-    assert unrouted.team == "" and unrouted.rule_ids == ()
+    assert unrouted.team == ""
+    assert unrouted.rule_ids == ()
     reasons = [RejectedHeaders.from_kafka(m.headers).reason for m in plan.messages[3:]]
     assert reasons == ["invalid_json", "token_revoked"]
     assert plan.messages[3].value == b"{broken"  # original bytes, untouched

@@ -1,0 +1,119 @@
+"""What the token service's use cases share: the transaction helper, events, actor checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError, WatchError
+
+from services.tokens import keys
+from services.tokens.errors import ChangeNotRecordedError
+from services.tokens.models import UserRecord
+from services.tokens.permissions import Role
+from services.tokens.token_format import TokenCodec
+from shared.auth import Permission, Principal, TokenKind
+from shared.errors import ForbiddenError, NotFoundError
+from shared.events import Actor, Event
+from shared.outbox import stage_event
+from shared.settings.tokens import TokensSettings
+
+__all__ = ["EVENT_SOURCE", "Stager", "StoreBase"]
+
+EVENT_SOURCE: Final = "tokens"
+_ATTEMPTS: Final = 8
+
+Stager = Callable[[Pipeline], None]
+"""Queues a change's writes (and its event) on a MULTI pipeline."""
+
+
+def actor_of(principal: Principal | None) -> Actor:
+    """Who acted, for events: the user and token id, never the secret."""
+    if principal is None:
+        return Actor(kind="system")
+    kind = "user" if principal.kind is TokenKind.user else "token"
+    return Actor(user_id=principal.user_id, token_id=principal.token_id, kind=kind)
+
+
+class StoreBase:
+    """Redis access shared by the token, user and team use cases."""
+
+    def __init__(self, redis: Redis, settings: TokensSettings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._codec = TokenCodec(settings.hmac_secret.get_secret_value().encode())
+        self._channel = settings.invalidation_channel
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC)
+
+    async def _transact(
+        self, watch: list[str], prepare: Callable[[Pipeline], Awaitable[Stager]]
+    ) -> None:
+        """Run ``prepare`` (reads and checks, watching ``watch``), then apply what it staged in
+        one MULTI/EXEC together with its outbox event; retried when a watched key changed.
+
+        Errors from ``prepare`` (not found, forbidden, ...) propagate unchanged and nothing is
+        written. If Redis fails the EXEC, the change and its event are both missing and the
+        caller gets ``change_not_recorded``.
+        """
+        for _ in range(_ATTEMPTS):
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    if watch:
+                        await pipe.watch(*watch)
+                    stage = await prepare(pipe)
+                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                    stage(pipe)
+                    await pipe.execute()
+                    return
+            except WatchError:
+                continue
+            except RedisError as exc:
+                raise ChangeNotRecordedError(
+                    "the change and its audit event could not be recorded; nothing was changed",
+                    error=type(exc).__name__,
+                ) from None
+        raise ChangeNotRecordedError("too many concurrent changes to the same record; try again")
+
+    def _event(
+        self,
+        pipe: Pipeline,
+        type_: str,
+        actor: Principal | None,
+        subject: str,
+        data: dict[str, Any],
+    ) -> None:
+        event = Event(
+            type=type_, source=EVENT_SOURCE, actor=actor_of(actor), subject=subject, data=data
+        )
+        stage_event(pipe, event)
+
+    def _invalidate(self, pipe: Pipeline, message: str) -> None:
+        """Tell every validator to drop cached principals (delivered when EXEC applies)."""
+        pipe.publish(self._channel, message.encode())
+
+    async def _load_user(self, reader: Redis | Pipeline, user_id: str) -> UserRecord:
+        raw = await reader.get(keys.user_key(user_id))
+        if raw is None:
+            raise NotFoundError(f"no user {user_id!r}", user_id=user_id)
+        return UserRecord.model_validate_json(raw)
+
+    async def _is_owner(self, actor: Principal | None) -> bool:
+        """System actions and owner users may grant or take away the owner role."""
+        if actor is None:
+            return True
+        if actor.user_id is None:
+            return False
+        raw = await self._redis.get(keys.user_key(actor.user_id))
+        return raw is not None and UserRecord.model_validate_json(raw).role is Role.owner
+
+
+def require(actor: Principal | None, permission: Permission) -> None:
+    """Service-level check (the API checks too): ``None`` is the system and may do anything."""
+    if actor is not None and not actor.has(permission):
+        raise ForbiddenError(f"this token lacks the {permission.value} permission")

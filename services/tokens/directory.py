@@ -1,0 +1,171 @@
+"""Users, roles and teams: just enough organisation to give tokens their meaning."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from typing import Final
+
+from redis.asyncio.client import Pipeline
+
+from services.tokens import keys
+from services.tokens._base import Stager, StoreBase, require
+from services.tokens.models import TeamRead, UserRead, UserRecord
+from services.tokens.permissions import Role
+from shared.auth import Permission, Principal
+from shared.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+
+__all__ = ["TEAM_NAME_RE", "DirectoryService"]
+
+TEAM_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+"""Team names become Kafka topic suffixes, so they keep to the topic-safe alphabet."""
+_EMAIL_RE: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+
+
+def _new_user_id() -> str:
+    return "usr_" + secrets.token_hex(8)
+
+
+class DirectoryService(StoreBase):
+    """Use cases on users and teams; every change emits its event in the same transaction."""
+
+    # -- teams ---------------------------------------------------------------------------
+
+    async def create_team(self, *, name: str, actor: Principal | None) -> TeamRead:
+        """Creates team ``name``; 409 if it exists."""
+        require(actor, Permission.teams_write)
+        if not TEAM_NAME_RE.match(name):
+            raise ValidationFailedError(
+                "team names are 1-63 characters of a-z, 0-9, '.', '_' and '-'", team=name
+            )
+
+        async def prepare(pipe: Pipeline) -> Stager:
+            if await pipe.sismember(keys.TEAMS, name):
+                raise ConflictError(f"team {name!r} already exists", team=name)
+
+            def stage(p: Pipeline) -> None:
+                p.sadd(keys.TEAMS, name)
+                self._event(p, "team.created", actor, f"team/{name}", {"team": name})
+
+            return stage
+
+        await self._transact([keys.TEAMS], prepare)
+        return TeamRead(name=name)
+
+    async def list_teams(self) -> list[TeamRead]:
+        names = await self._redis.smembers(keys.TEAMS)
+        return [TeamRead(name=keys.text(n)) for n in sorted(names)]
+
+    async def _check_teams_exist(self, pipe: Pipeline, teams: Iterable[str]) -> None:
+        for team in teams:
+            if not await pipe.sismember(keys.TEAMS, team):
+                raise NotFoundError(f"no team {team!r}", team=team)
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def create_user(
+        self, *, email: str, role: Role, teams: Iterable[str] = (), actor: Principal | None
+    ) -> UserRead:
+        """Creates an active user; 409 if the email is taken."""
+        require(actor, Permission.users_write)
+        email = email.strip().lower()
+        if not _EMAIL_RE.match(email):
+            raise ValidationFailedError("not an email address", email=email)
+        if role is Role.owner and not await self._is_owner(actor):
+            raise ForbiddenError("only an owner may create another owner")
+        team_set = frozenset(teams)
+        user = UserRecord(
+            id=_new_user_id(), email=email, role=role, teams=team_set, created_at=self._now()
+        )
+        email_key = keys.user_email_key(email)
+
+        async def prepare(pipe: Pipeline) -> Stager:
+            if await pipe.exists(email_key):
+                raise ConflictError(f"a user with email {email!r} exists", email=email)
+            await self._check_teams_exist(pipe, team_set)
+            return self._stage_new_user(user, actor)
+
+        await self._transact([email_key, keys.TEAMS], prepare)
+        return UserRead(**user.model_dump())
+
+    def _stage_new_user(self, user: UserRecord, actor: Principal | None) -> Stager:
+        def stage(p: Pipeline) -> None:
+            p.set(keys.user_key(user.id), user.model_dump_json())
+            p.set(keys.user_email_key(user.email), user.id)
+            p.sadd(keys.USERS, user.id)
+            self._event(
+                p,
+                "user.created",
+                actor,
+                f"user/{user.id}",
+                {"email": user.email, "role": user.role.value, "teams": sorted(user.teams)},
+            )
+
+        return stage
+
+    async def deactivate_user(self, *, user_id: str, actor: Principal | None) -> UserRead:
+        """Deactivates ``user_id``; its user tokens stop working in every process at once."""
+        require(actor, Permission.users_write)
+        updated: list[UserRecord] = []
+
+        async def prepare(pipe: Pipeline) -> Stager:
+            user = await self._load_user(pipe, user_id)
+            if user.role is Role.owner and not await self._is_owner(actor):
+                raise ForbiddenError("only an owner may deactivate an owner")
+            if not user.active:
+                updated.append(user)
+                return lambda _p: None
+            new = user.model_copy(update={"active": False, "deactivated_at": self._now()})
+            updated.append(new)
+
+            def stage(p: Pipeline) -> None:
+                p.set(keys.user_key(user_id), new.model_dump_json())
+                self._event(p, "user.deactivated", actor, f"user/{user_id}", {"email": user.email})
+                self._invalidate(p, f"user:{user_id}")
+
+            return stage
+
+        await self._transact([keys.user_key(user_id)], prepare)
+        return UserRead(**updated[-1].model_dump())
+
+    async def set_role(self, *, user_id: str, role: Role, actor: Principal | None) -> UserRead:
+        """Changes the role; the user's tokens follow in every process at once."""
+        require(actor, Permission.users_write)
+        updated: list[UserRecord] = []
+        is_owner = await self._is_owner(actor)
+
+        async def prepare(pipe: Pipeline) -> Stager:
+            user = await self._load_user(pipe, user_id)
+            if Role.owner in (user.role, role) and not is_owner:
+                raise ForbiddenError("only an owner may grant or take away the owner role")
+            new = user.model_copy(update={"role": role})
+            updated.append(new)
+            if user.role is role:
+                return lambda _p: None
+
+            def stage(p: Pipeline) -> None:
+                p.set(keys.user_key(user_id), new.model_dump_json())
+                self._event(
+                    p,
+                    "user.role_changed",
+                    actor,
+                    f"user/{user_id}",
+                    {"before": user.role.value, "after": role.value},
+                )
+                self._invalidate(p, f"user:{user_id}")
+
+            return stage
+
+        await self._transact([keys.user_key(user_id)], prepare)
+        return UserRead(**updated[-1].model_dump())
+
+    async def get_user(self, *, user_id: str) -> UserRead:
+        return UserRead(**(await self._load_user(self._redis, user_id)).model_dump())
+
+    async def list_users(self) -> list[UserRead]:
+        ids = sorted(keys.text(i) for i in await self._redis.smembers(keys.USERS))
+        if not ids:
+            return []
+        raws = await self._redis.mget([keys.user_key(i) for i in ids])
+        return [UserRead.model_validate_json(r) for r in raws if r is not None]

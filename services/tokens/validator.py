@@ -1,0 +1,305 @@
+"""The token validator every service runs in-process (router, rules API, token API).
+
+A check is, in order: the in-process cache (a dict keyed by the token's HMAC, no I/O), the
+format and keyed checksum (no I/O, so forged tokens never reach Redis), then two Redis round
+trips (digest -> token id, then the token and its user).
+
+Caches are kept honest by Redis pub/sub: every revoke, rotation, user deactivation and role
+change publishes an invalidation in the same transaction as the change, and every validator
+drops the affected entries at once. Entries also go stale after ``cache_ttl_s`` as a backstop.
+
+When Redis is unreachable, uncached tokens are rejected (``auth_unavailable``: fail closed);
+cached ones keep working until ``redis_down_grace_s`` after Redis last confirmed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from services.tokens import keys
+from services.tokens.errors import (
+    AuthUnavailableError,
+    TokenExpiredError,
+    TokenRevokedError,
+    TokenUnknownError,
+)
+from services.tokens.models import TokenRecord, UserRecord
+from services.tokens.principals import principal_for
+from services.tokens.token_format import TokenCodec
+from shared.auth import Principal
+from shared.errors import UnauthenticatedError
+from shared.logging import get_logger
+from shared.settings.tokens import TokensSettings
+
+__all__ = ["Inspection", "RedisTokenValidator", "build_validator"]
+
+log = get_logger(__name__)
+
+_REDIS_DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+_MAX_CACHE_ENTRIES: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """A successful check: who the token is and until when it is valid."""
+
+    principal: Principal
+    expires_at: datetime
+    """The token's expiry, or the end of its rotation grace period if that comes first."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    inspection: Inspection
+    fresh_until: float
+    """Monotonic time after which Redis is asked again."""
+    valid_until: float
+    """Monotonic time at which the token stops being valid whatever Redis says."""
+    confirmed_at: float
+    """Monotonic time at which Redis last confirmed the entry (for the outage grace)."""
+
+
+class RedisTokenValidator:
+    """Implements :class:`shared.auth.TokenValidator` on the token records in Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        codec: TokenCodec,
+        *,
+        channel: str,
+        cache_ttl_s: float = 5.0,
+        redis_down_grace_s: float = 30.0,
+        last_used_throttle_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._codec = codec
+        self._digest_key = codec.lookup_key
+        self._channel = channel
+        self._cache_ttl_s = cache_ttl_s
+        self._grace_s = redis_down_grace_s
+        self._touch_every_s = last_used_throttle_s
+        self._clock = clock
+        self._cache: dict[bytes, _Entry] = {}
+        # Bumped by every invalidation: a lookup that raced one does not cache its answer.
+        self._generation = 0
+        self._last_touch: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    # -- the TokenValidator protocol -------------------------------------------------------
+
+    def authenticate_cached(self, raw_token: str) -> Principal | None:
+        entry = self._cache.get(hmac.digest(self._digest_key, raw_token.encode(), "sha256"))
+        if entry is None:
+            return None
+        now = self._clock()
+        if now < entry.fresh_until and now < entry.valid_until:
+            return entry.inspection.principal
+        return None
+
+    async def authenticate(self, raw_token: str) -> Principal:
+        return (await self.inspect(raw_token)).principal
+
+    # -- the full check, shared with introspection ----------------------------------------
+
+    async def inspect(self, raw_token: str) -> Inspection:
+        """The principal and validity of ``raw_token``; raises ``UnauthenticatedError``."""
+        digest = hmac.digest(self._digest_key, raw_token.encode(), "sha256")
+        entry = self._cache.get(digest)
+        now = self._clock()
+        if entry is not None and now < entry.fresh_until and now < entry.valid_until:
+            return entry.inspection
+        self._codec.parse(raw_token)  # malformed tokens die here, before any Redis lookup
+        generation = self._generation
+        try:
+            inspection = await self._lookup(digest)
+        except _REDIS_DOWN as exc:
+            if (
+                entry is not None
+                and now < entry.valid_until
+                and now < entry.confirmed_at + (self._cache_ttl_s + self._grace_s)
+            ):
+                log.warning(
+                    "token_served_from_cache_redis_down",
+                    token_id=entry.inspection.principal.token_id,
+                    error=type(exc).__name__,
+                )
+                return entry.inspection
+            raise AuthUnavailableError(
+                "the token store is unreachable; try again shortly"
+            ) from None
+        except UnauthenticatedError:
+            self._cache.pop(digest, None)
+            raise
+        if generation == self._generation:
+            self._remember(digest, inspection, now)
+        self._touch(inspection.principal.token_id, now)
+        return inspection
+
+    async def _lookup(self, digest: bytes) -> Inspection:
+        digest_hex = digest.hex()
+        ref = await self._redis.get(keys.token_ref_key(digest_hex))
+        if ref is None:
+            raise TokenUnknownError("no such token")
+        token_id, _, user_id = keys.text(ref).partition("|")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.token_key(token_id))
+            if user_id:
+                pipe.get(keys.user_key(user_id))
+            found = await pipe.execute()
+        if found[0] is None:
+            raise TokenUnknownError("no such token")
+        token = TokenRecord.model_validate_json(found[0])
+        user = UserRecord.model_validate_json(found[1]) if user_id and found[1] else None
+        wall = datetime.now(UTC)
+        expires_at = token.expires_at
+        if token.revoked_at is not None:
+            raise TokenRevokedError("this token has been revoked", token_id=token.id)
+        if not hmac.compare_digest(token.digest, digest_hex):
+            previous = token.previous_digest
+            if previous is None or not hmac.compare_digest(previous, digest_hex):
+                raise TokenRevokedError("this secret was replaced by rotation", token_id=token.id)
+            until = token.previous_until
+            if until is None or until <= wall:
+                raise TokenRevokedError(
+                    "this secret was replaced by rotation and its grace period is over",
+                    token_id=token.id,
+                )
+            expires_at = min(expires_at, until)
+        if token.expires_at <= wall:
+            raise TokenExpiredError("this token has expired", token_id=token.id)
+        return Inspection(principal=principal_for(token, user), expires_at=expires_at)
+
+    def _remember(self, digest: bytes, inspection: Inspection, now: float) -> None:
+        if len(self._cache) >= _MAX_CACHE_ENTRIES:
+            self._cache.clear()  # crude but bounded; a full cache only costs lookups
+        remaining = (inspection.expires_at - datetime.now(UTC)).total_seconds()
+        self._cache[digest] = _Entry(
+            inspection=inspection,
+            fresh_until=now + self._cache_ttl_s,
+            valid_until=now + remaining,
+            confirmed_at=now,
+        )
+
+    def _touch(self, token_id: str, now: float) -> None:
+        """Record ``last_used_at``, at most once per token per throttle period, off the path."""
+        last = self._last_touch.get(token_id)
+        if last is not None and now - last < self._touch_every_s:
+            return
+        self._last_touch[token_id] = now
+        task = asyncio.get_running_loop().create_task(self._write_last_used(token_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_last_used(self, token_id: str) -> None:
+        with contextlib.suppress(*_REDIS_DOWN):
+            await self._redis.set(keys.token_last_used_key(token_id), datetime.now(UTC).isoformat())
+
+    # -- invalidation ----------------------------------------------------------------------
+
+    def invalidate(self, message: str) -> int:
+        """Apply one invalidation (``token:<id>``, ``user:<id>`` or ``all``); returns the
+        number of cache entries dropped. Called by the pub/sub listener."""
+        self._generation += 1
+        kind, _, ident = message.partition(":")
+        if kind == "all":
+            dropped = len(self._cache)
+            self._cache.clear()
+            return dropped
+        if kind == "token":
+            doomed = [d for d, e in self._cache.items() if e.inspection.principal.token_id == ident]
+        elif kind == "user":
+            doomed = [d for d, e in self._cache.items() if e.inspection.principal.user_id == ident]
+        else:
+            return 0
+        for digest in doomed:
+            del self._cache[digest]
+        return len(doomed)
+
+    def _mark_all_stale(self) -> None:
+        """Invalidations may have been missed: re-check every entry on next use, but keep them
+        for the Redis-outage grace."""
+        self._generation += 1
+        for entry in self._cache.values():
+            entry.fresh_until = 0.0
+
+    @property
+    def listening(self) -> bool:
+        """True while the pub/sub subscription is live (for readiness checks)."""
+        return self._subscribed.is_set()
+
+    async def start(self, *, wait_s: float = 5.0) -> None:
+        """Start the invalidation listener; waits up to ``wait_s`` for the subscription."""
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), timeout=wait_s)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub: PubSub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while not self._subscribed.is_set():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "subscribe":
+                        self._mark_all_stale()  # covers whatever was missed while away
+                        self._subscribed.set()
+                        log.info("token_invalidation_listening", channel=self._channel)
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self.invalidate(keys.text(message["data"]))
+            except asyncio.CancelledError:
+                self._subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                raise
+            except Exception as exc:  # Redis went away: keep serving the cache, reconnect
+                if self._subscribed.is_set():
+                    log.warning("token_invalidation_lost", error=type(exc).__name__)
+                self._subscribed.clear()
+                self._mark_all_stale()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+
+def build_validator(settings: TokensSettings, redis: Redis) -> RedisTokenValidator:
+    """The validator for a service, configured from its settings (call at start-up)."""
+    return RedisTokenValidator(
+        redis,
+        TokenCodec(settings.hmac_secret.get_secret_value().encode()),
+        channel=settings.invalidation_channel,
+        cache_ttl_s=settings.cache_ttl_s,
+        redis_down_grace_s=settings.redis_down_grace_s,
+        last_used_throttle_s=settings.last_used_throttle_s,
+    )

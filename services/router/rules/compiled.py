@@ -1,0 +1,243 @@
+"""The compiled evaluator: same answers as :mod:`.reference`, cost independent of rule count.
+
+Each condition group of each rule is keyed, where possible, by one of its positive
+``is_one_of`` / ``equals`` conditions: an inverted index maps ``field -> value -> groups``.
+For an alert only the groups found under its own field values are candidates, plus the few
+groups that have no such condition ("always" candidates). Candidates are numbered in rule
+order, so sorting them restores position order and first-match/``continue`` semantics apply
+unchanged. Every candidate still checks all its conditions, the index only prunes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any, Final
+
+from services.router.rules.decision import RoutingDecision
+from services.router.rules.fields import FieldReader, make_getter
+from services.router.rules.model import (
+    Condition,
+    OnMissing,
+    Operator,
+    Rule,
+    Ruleset,
+    compile_regex,
+)
+from shared.alert import Alert
+
+__all__ = ["CompiledRuleset", "compile_ruleset"]
+
+_UNSET: Final[Any] = object()
+_Pred = Callable[[str], bool]
+_Check = tuple[str, FieldReader, _Pred, bool]
+"""(field, reader, predicate on a present value, result on a missing value)."""
+_INDEXABLE: Final = frozenset({Operator.is_one_of, Operator.equals})
+
+
+def _predicate(condition: Condition) -> _Pred:
+    op, ci = condition.operator, condition.case_insensitive
+    operands = tuple(v.casefold() for v in condition.values) if ci else condition.values
+    negate = condition.negative
+    pred: _Pred
+    if op in (Operator.matches_regex, Operator.not_matches_regex):
+        regex = compile_regex(condition.values[0], case_insensitive=ci)
+        if negate:
+            return lambda v: regex.fullmatch(v) is None
+        return lambda v: regex.fullmatch(v) is not None
+    if op is Operator.exists:
+        return lambda v: True
+    if op is Operator.is_empty:
+        return lambda v: v == ""
+    if op in (Operator.is_one_of, Operator.is_not_one_of, Operator.equals, Operator.not_equals):
+        members = frozenset(operands)
+        pred = (lambda v: v.casefold() in members) if ci else members.__contains__
+    elif op in (Operator.contains, Operator.does_not_contain):
+        if len(operands) == 1:
+            needle = operands[0]
+            pred = (lambda v: needle in v.casefold()) if ci else (lambda v: needle in v)
+        else:
+            pred = (
+                (lambda v: any(o in v.casefold() for o in operands))
+                if ci
+                else (lambda v: any(o in v for o in operands))
+            )
+    elif op is Operator.starts_with:
+        pred = (
+            (lambda v: v.casefold().startswith(operands))
+            if ci
+            else (lambda v: v.startswith(operands))
+        )
+    elif op is Operator.ends_with:
+        pred = (
+            (lambda v: v.casefold().endswith(operands)) if ci else (lambda v: v.endswith(operands))
+        )
+    else:  # pragma: no cover - the enum is exhausted above
+        raise AssertionError(f"unhandled operator {op}")
+    if negate:
+        positive = pred
+        return lambda v: not positive(v)
+    return pred
+
+
+@dataclass(slots=True)
+class _Index:
+    field: str
+    reader: FieldReader
+    exact: dict[str, list[int]] = dataclass_field(default_factory=dict)
+    folded: dict[str, list[int]] = dataclass_field(default_factory=dict)
+    """Keys casefolded, for ``case_insensitive`` conditions."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    id: str
+    name: str
+    destinations: tuple[str, ...]
+    continue_: bool
+
+
+def _index_key(conditions: tuple[Condition, ...]) -> Condition | None:
+    """The condition whose values can key this group in the inverted index, if any."""
+    for condition in conditions:
+        if condition.operator in _INDEXABLE and condition.on_missing is not OnMissing.match:
+            return condition
+    return None
+
+
+class _Pass:
+    """One evaluation pass (ordinary rules, or fallback rules) over an inverted index."""
+
+    __slots__ = ("_always", "_checks", "_group_rule", "_indexes", "rules")
+
+    def __init__(self, rules: list[Rule], readers: dict[str, FieldReader]) -> None:
+        self.rules = [
+            _CompiledRule(rule.id, rule.name, rule.destinations, rule.continue_) for rule in rules
+        ]
+        self._checks: list[tuple[_Check, ...]] = []
+        self._group_rule: list[int] = []
+        always: list[int] = []
+        indexes: dict[str, _Index] = {}
+        for rule_index, rule in enumerate(rules):
+            groups = [group.conditions for group in rule.condition_groups] or [()]
+            for conditions in groups:
+                group_id = len(self._checks)
+                self._group_rule.append(rule_index)
+                self._checks.append(tuple(self._check(c, readers) for c in conditions))
+                key = _index_key(conditions)
+                if key is None:
+                    always.append(group_id)
+                    continue
+                index = indexes.get(key.field)
+                if index is None:
+                    index = indexes[key.field] = _Index(key.field, readers[key.field])
+                table = index.folded if key.case_insensitive else index.exact
+                values = (
+                    {v.casefold() for v in key.values} if key.case_insensitive else set(key.values)
+                )
+                for value in values:
+                    table.setdefault(value, []).append(group_id)
+        self._always = tuple(always)
+        self._indexes = tuple(indexes.values())
+
+    @staticmethod
+    def _check(condition: Condition, readers: dict[str, FieldReader]) -> _Check:
+        reader = readers.get(condition.field)
+        if reader is None:
+            reader = readers[condition.field] = make_getter(condition.field)
+        return (condition.field, reader, _predicate(condition), condition.result_on_missing())
+
+    def run(self, alert: Alert, memo: dict[str, str | None]) -> list[_CompiledRule]:
+        """The rules that match ``alert`` in order, honouring first-match and ``continue``."""
+        candidates = list(self._always)
+        sources = 1 if candidates else 0
+        for index in self._indexes:
+            value = memo.get(index.field, _UNSET)
+            if value is _UNSET:
+                value = memo[index.field] = index.reader(alert)
+            if value is None:
+                continue
+            if index.exact and (hit := index.exact.get(value)):
+                candidates.extend(hit)
+                sources += 1
+            if index.folded and (hit := index.folded.get(value.casefold())):
+                candidates.extend(hit)
+                sources += 1
+        if not candidates:
+            return []
+        if sources > 1:
+            candidates.sort()
+        matched: list[_CompiledRule] = []
+        last_matched = -1
+        group_rule, checks = self._group_rule, self._checks
+        for group_id in candidates:
+            rule_index = group_rule[group_id]
+            if rule_index == last_matched:
+                continue  # another group of a rule that already matched
+            if _holds(checks[group_id], alert, memo):
+                rule = self.rules[rule_index]
+                matched.append(rule)
+                if not rule.continue_:
+                    break
+                last_matched = rule_index
+        return matched
+
+
+def _holds(checks: tuple[_Check, ...], alert: Alert, memo: dict[str, str | None]) -> bool:
+    for name, reader, pred, on_missing in checks:
+        value = memo.get(name, _UNSET)
+        if value is _UNSET:
+            value = memo[name] = reader(alert)
+        if value is None:
+            if not on_missing:
+                return False
+        elif not pred(value):
+            return False
+    return True
+
+
+class CompiledRuleset:
+    """A ruleset ready for the hot path. Immutable once built; swap the whole object."""
+
+    __slots__ = ("_fallback", "_main", "ruleset", "version")
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+        """The source ruleset (for explain, lint and the API)."""
+        self.version = ruleset.version
+        readers: dict[str, FieldReader] = {}
+        enabled = [rule for rule in ruleset.rules if rule.enabled]
+        self._main = _Pass([r for r in enabled if not r.fallback], readers)
+        self._fallback = _Pass([r for r in enabled if r.fallback], readers)
+
+    def evaluate(self, alert: Alert) -> RoutingDecision:
+        """Where ``alert`` goes; identical to :func:`.reference.evaluate`."""
+        memo: dict[str, str | None] = {}
+        matched = self._main.run(alert, memo)
+        fallback = False
+        if not matched and self._fallback.rules:
+            matched = self._fallback.run(alert, memo)
+            fallback = bool(matched)
+        if len(matched) == 1:
+            only = matched[0]
+            return RoutingDecision(
+                only.destinations, (only.id,), (only.name,), self.version, fallback
+            )
+        teams = tuple(dict.fromkeys(team for rule in matched for team in rule.destinations))
+        return RoutingDecision(
+            teams,
+            tuple(rule.id for rule in matched),
+            tuple(rule.name for rule in matched),
+            self.version,
+            fallback,
+        )
+
+    def evaluate_many(self, alerts: Iterable[Alert]) -> list[RoutingDecision]:
+        evaluate = self.evaluate
+        return [evaluate(alert) for alert in alerts]
+
+
+def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
+    """Build the inverted index for ``ruleset`` (linear in its size)."""
+    return CompiledRuleset(ruleset)

@@ -1,0 +1,44 @@
+"""Segment files: ``segment-<first seq, 20 digits>.jsonl``, rotated by size, read in seq order."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+__all__ = ["SEGMENT_RE", "complete_lines", "fsync_dir", "list_segments", "segment_name"]
+
+SEGMENT_RE: Final = re.compile(r"^segment-(\d{20})\.jsonl$")
+
+
+def segment_name(first_seq: int) -> str:
+    return f"segment-{first_seq:020d}.jsonl"
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """``(first seq, path)`` of every segment in ``directory``, in seq order."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        if match := SEGMENT_RE.match(entry.name):
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def complete_lines(data: bytes) -> list[bytes]:
+    """The newline-terminated lines of ``data``; a torn last line (no newline yet) is left out."""
+    end = data.rfind(b"\n")
+    if end < 0:
+        return []
+    return data[:end].split(b"\n")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a file creation in ``directory`` durable (the directory entry, not just the data)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,271 @@
+"""Prove a copy of the log with nothing but the public key.
+
+The walk recomputes every record's hash from the bytes on disk, checks that seq numbers run
+1, 2, 3, ... and that each ``prev_hash`` is the previous record's hash, and compares the chain with
+every signed checkpoint (whose signatures are checked first). It stops at the first broken record
+and names its seq: an edited record fails its hash, a deleted or reordered one breaks the seq
+run, an inserted one repeats a seq or breaks the link, and a cut tail ends the chain before the
+newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict
+
+from services.audit.checkpoints import CHECKPOINT_FILE, Checkpoint, read_checkpoints
+from services.audit.records import GENESIS_HASH, parse_line
+from services.audit.segments import list_segments
+from services.audit.signing import key_id
+
+__all__ = ["Problem", "Progress", "VerifyReport", "verify_log"]
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(bytes_done, bytes_total)`` after each segment."""
+
+_SUFFIX = 75  # len(',"hash":"') + 64 + len('"}')
+_HASH_KEY = b',"hash":"'
+_PREV_KEY = b',"prev_hash":"'
+_SEQ_KEY = b'","seq":'
+_HEXDIGEST = type(hashlib.sha256()).hexdigest
+
+
+class Problem(BaseModel):
+    """One reason the log is not what was signed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    """``modified``, ``sequence``, ``broken_link``, ``malformed``, ``torn_tail``, ``truncated``,
+    ``checkpoint_mismatch``, ``bad_signature``, ``bad_checkpoint_line`` or ``foreign_key``."""
+    seq: int | None
+    """The first bad record's seq (None for problems not tied to a record)."""
+    message: str
+
+
+class VerifyReport(BaseModel):
+    """The outcome of one verification."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    records: int
+    """Records that verified (the chain up to the first problem)."""
+    head_seq: int
+    head_hash: str
+    segments: int
+    checkpoints: int
+    last_checkpoint_seq: int
+    """Newest checkpoint whose signature verified and whose hash matched the chain."""
+    unsigned_tail: int
+    """Records after the newest verified checkpoint: intact but not yet signed."""
+    first_bad_seq: int | None
+    problems: list[Problem]
+    key_id: str
+    seconds: float
+
+
+def verify_log(
+    directory: Path, public_key: Ed25519PublicKey, *, progress: Progress | None = None
+) -> VerifyReport:
+    """Verify the log in ``directory`` (read-only; safe on a live log or an offline copy)."""
+    started = time.perf_counter()
+    problems: list[Problem] = []
+    expected_key = key_id(public_key)
+    signed = _signed_checkpoints(directory, public_key, expected_key, problems)
+
+    segments = list_segments(directory)
+    total = sum(path.stat().st_size for _, path in segments)
+    done = 0
+    expected, prev, broken = 1, GENESIS_HASH.encode(), False
+    sha256 = hashlib.sha256
+    for first_seq, path in segments:
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        torn = lines.pop()  # b"" when the file ends with a newline
+        if data and first_seq != expected:
+            broken = _fail(
+                problems,
+                "sequence",
+                expected,
+                f"segment {path.name} starts at seq {first_seq}, expected {expected}: "
+                "records deleted or a segment is missing",
+            )
+            break
+        if _segment_intact(lines, expected, prev) and all(
+            checkpoint.hash.encode() == lines[seq - expected][-66:-2]
+            for seq, checkpoint in signed.items()
+            if expected <= seq < expected + len(lines)
+        ):
+            # Every record and link holds and every checkpoint in range matches.
+            if lines:
+                expected, prev = expected + len(lines), lines[-1][-66:-2]
+            lines = []
+        for line in lines:
+            # Slow path, only for a segment the fast check rejected: find the first bad record.
+            # Knowing the expected seq and prev_hash, the record must end with exactly these
+            # bytes; one endswith() checks the structure, the seq and the link at once. Only a
+            # line that fails is parsed, to say what is wrong with it.
+            end = len(line) - _SUFFIX
+            tail = _PREV_KEY + prev + _SEQ_KEY + str(expected).encode() + _HASH_KEY
+            if not line.endswith(tail, 0, end + 9) or not line.endswith(b'"}'):
+                broken = _diagnose(problems, line, expected, prev)
+                break
+            stored = line[-66:-2]
+            if sha256(line[:end] + b"}").hexdigest().encode() != stored:
+                broken = _fail(
+                    problems,
+                    "modified",
+                    expected,
+                    f"seq {expected}: hash mismatch, the record was edited",
+                )
+                break
+            seq = expected
+            checkpoint = signed.get(seq)
+            if checkpoint is not None and checkpoint.hash != stored.decode("ascii", "replace"):
+                broken = _fail(
+                    problems,
+                    "checkpoint_mismatch",
+                    seq,
+                    f"seq {seq}: hash differs from the signed checkpoint: records up to "
+                    f"seq {seq} were rewritten",
+                )
+                break
+            prev = stored
+            expected += 1
+        done += len(data)
+        if progress is not None:
+            progress(done, total)
+        if broken:
+            break
+        if torn:
+            broken = _fail(
+                problems,
+                "torn_tail",
+                expected,
+                f"seq {expected}: incomplete last record in {path.name} (truncated tail)",
+            )
+            break
+
+    head = expected - 1
+    newest_signed = max(signed, default=0)
+    if not broken and newest_signed > head:
+        _fail(
+            problems,
+            "truncated",
+            head + 1,
+            f"the log ends at seq {head} but seq {newest_signed} was signed: "
+            f"truncated tail, seq {head + 1} onwards missing",
+        )
+    verified_checkpoint = max((s for s in signed if s <= head), default=0)
+    record_problems = [p.seq for p in problems if p.seq is not None]
+    return VerifyReport(
+        ok=not problems,
+        records=head,
+        head_seq=head,
+        head_hash=prev.decode("ascii", "replace"),
+        segments=len(segments),
+        checkpoints=len(signed),
+        last_checkpoint_seq=verified_checkpoint,
+        unsigned_tail=head - verified_checkpoint,
+        first_bad_seq=min(record_problems, default=None),
+        problems=problems,
+        key_id=expected_key,
+        seconds=round(time.perf_counter() - started, 6),
+    )
+
+
+def _signed_checkpoints(
+    directory: Path, public_key: Ed25519PublicKey, expected_key: str, problems: list[Problem]
+) -> dict[int, Checkpoint]:
+    """Checkpoints whose signature verifies, by seq; every other one becomes a problem."""
+    checkpoints, bad_lines = read_checkpoints(directory / CHECKPOINT_FILE)
+    for number in bad_lines:
+        problems.append(
+            Problem(
+                kind="bad_checkpoint_line",
+                seq=None,
+                message=f"{CHECKPOINT_FILE} line {number} is not a checkpoint",
+            )
+        )
+    signed: dict[int, Checkpoint] = {}
+    for checkpoint in checkpoints:
+        if checkpoint.key_id != expected_key:
+            problems.append(
+                Problem(
+                    kind="foreign_key",
+                    seq=None,
+                    message=f"checkpoint at seq {checkpoint.seq} names key {checkpoint.key_id}, "
+                    f"not {expected_key}",
+                )
+            )
+        elif not checkpoint.signature_valid(public_key):
+            problems.append(
+                Problem(
+                    kind="bad_signature",
+                    seq=None,
+                    message=f"checkpoint at seq {checkpoint.seq}: signature does not verify",
+                )
+            )
+        else:
+            signed[checkpoint.seq] = checkpoint
+    return signed
+
+
+def _segment_intact(lines: list[bytes], first: int, prev: bytes) -> bool:
+    """True when ``lines`` are records ``first, first + 1, ...`` chained from ``prev``.
+
+    The hot path of verification, written as C-level ``map`` calls over whole segments: each
+    line must end with exactly ``,"prev_hash":"<prev>","seq":<n>,"hash":"<h>"}`` and ``h`` must
+    be SHA-256 over the line up to the hash member (plus the closing brace).
+    """
+    if not lines:
+        return True
+    stored = [line[-66:-2] for line in lines]
+    tails = [
+        b'%s%s%s%d%s%s"}' % (_PREV_KEY, p, _SEQ_KEY, seq, _HASH_KEY, h)
+        for p, seq, h in zip(
+            [prev, *stored[:-1]], range(first, first + len(lines)), stored, strict=True
+        )
+    ]
+    if not all(map(bytes.endswith, lines, tails)):
+        return False
+    bodies = [line[:-_SUFFIX] + b"}" for line in lines]
+    return list(map(str.encode, map(_HEXDIGEST, map(hashlib.sha256, bodies)))) == stored
+
+
+def _diagnose(problems: list[Problem], line: bytes, expected: int, prev: bytes) -> bool:
+    """Say why ``line`` is not the record ``expected`` linked to ``prev``."""
+    parsed = parse_line(line)
+    if parsed is None:
+        return _fail(problems, "malformed", expected, f"seq {expected}: not a record")
+    if parsed.seq != expected:
+        how = (
+            "records deleted or reordered"
+            if parsed.seq > expected
+            else "record inserted, duplicated or reordered"
+        )
+        return _fail(
+            problems, "sequence", expected, f"expected seq {expected}, found {parsed.seq}: {how}"
+        )
+    if parsed.computed_hash != parsed.stored_hash:
+        return _fail(
+            problems, "modified", expected, f"seq {expected}: hash mismatch, the record was edited"
+        )
+    return _fail(
+        problems,
+        "broken_link",
+        expected,
+        f"seq {expected}: prev_hash does not match seq {expected - 1}: "
+        "a record was replaced or inserted",
+    )
+
+
+def _fail(problems: list[Problem], kind: str, seq: int, message: str) -> bool:
+    problems.append(Problem(kind=kind, seq=seq, message=message))
+    return True

@@ -28,7 +28,7 @@ from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_
 from services.audit.errors import LogCorruptError, LogLockedError
 from services.audit.gaps import Gap, GapTracker
 from services.audit.records import GENESIS_HASH, encode_record, parse_line
-from services.audit.segments import fsync_dir, list_segments, segment_name
+from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
 from shared.events import Event
 from shared.logging import get_logger
 
@@ -250,7 +250,7 @@ class AuditLog:
             is_last = index == len(segments) - 1
             data = path.read_bytes()
             if is_last:
-                data = _cut_torn_tail(path, data)
+                data = cut_torn_tail(path, data)
             if first_seq != expected and data:
                 raise LogCorruptError(
                     f"segment {path.name} starts at seq {first_seq}, expected {expected}; "
@@ -299,23 +299,10 @@ class AuditLog:
     def _recover_checkpoints(self) -> None:
         path = self.directory / CHECKPOINT_FILE
         if path.exists():
-            _cut_torn_tail(path, path.read_bytes())
+            cut_torn_tail(path, path.read_bytes())
         checkpoints, _ = read_checkpoints(path)
         if checkpoints:
             self._checkpoint_seq = min(checkpoints[-1].seq, self.head_seq)
-
-
-def _cut_torn_tail(path: Path, data: bytes) -> bytes:
-    """Drop a partial last line (a crash mid-write); returns the data that remains."""
-    if not data or data.endswith(b"\n"):
-        return data
-    keep = data.rfind(b"\n") + 1
-    with path.open("r+b") as handle:
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
-    log.warning("audit_torn_tail_cut", file=path.name, dropped_bytes=len(data) - keep)
-    return data[:keep]
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -7,7 +7,18 @@ import re
 from pathlib import Path
 from typing import Final
 
-__all__ = ["SEGMENT_RE", "complete_lines", "fsync_dir", "list_segments", "segment_name"]
+from shared.logging import get_logger
+
+__all__ = [
+    "SEGMENT_RE",
+    "complete_lines",
+    "cut_torn_tail",
+    "fsync_dir",
+    "list_segments",
+    "segment_name",
+]
+
+log = get_logger(__name__)
 
 SEGMENT_RE: Final = re.compile(r"^segment-(\d{20})\.jsonl$")
 
@@ -42,3 +53,16 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def cut_torn_tail(path: Path, data: bytes) -> bytes:
+    """Drop a partial last line (a crash mid-write) from ``path``; returns what remains."""
+    if not data or data.endswith(b"\n"):
+        return data
+    keep = data.rfind(b"\n") + 1
+    with path.open("r+b") as handle:
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    log.warning("audit_torn_tail_cut", file=path.name, dropped_bytes=len(data) - keep)
+    return data[:keep]

@@ -250,8 +250,12 @@ def _diagnose(problems: list[Problem], line: bytes, expected: int, prev: bytes) 
             if parsed.seq > expected
             else "record inserted, duplicated or reordered"
         )
+        # A seq seen again marks where two candidates for that seq exist: report the earlier.
         return _fail(
-            problems, "sequence", expected, f"expected seq {expected}, found {parsed.seq}: {how}"
+            problems,
+            "sequence",
+            min(parsed.seq, expected),
+            f"expected seq {expected}, found {parsed.seq}: {how}",
         )
     if parsed.computed_hash != parsed.stored_hash:
         return _fail(

@@ -1,0 +1,116 @@
+"""Events that never enter the chain: kept in ``quarantine.jsonl`` with the reason why.
+
+The quarantine is written and fsynced before the batch's offsets are committed, so a bad event
+is never silently dropped. Its raw value is stored as text with anything token-shaped redacted
+(a malformed event may carry a secret) and cut at 64 KiB; its SHA-256 is kept in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from pydantic import ValidationError
+
+from services.audit.segments import cut_torn_tail, fsync_dir
+from shared.auth import TOKEN_RE, redact_tokens
+from shared.events import Event
+
+__all__ = ["QUARANTINE_FILE", "Quarantine", "Rejected", "decode_event"]
+
+QUARANTINE_FILE: Final = "quarantine.jsonl"
+_MAX_STORED: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why one Kafka record is not an event."""
+
+    reason: str
+    """A stable code: ``empty``, ``not_utf8``, ``contains_secret`` or ``invalid_event``."""
+    detail: str
+
+
+def decode_event(value: bytes | None) -> Event | Rejected:
+    """The event in a Kafka record value, or why it is not one."""
+    if not value:
+        return Rejected("empty", "the record has no value")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected("not_utf8", f"not UTF-8 at byte {exc.start}")
+    if TOKEN_RE.search(text):
+        # The log is append-only forever: a leaked secret in it could never be removed.
+        return Rejected("contains_secret", "the event holds a token-shaped string")
+    try:
+        return Event.model_validate_json(value)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        return Rejected("invalid_event", redact_tokens(fields))
+
+
+class Quarantine:
+    """Appends rejected records to ``<log dir>/quarantine.jsonl``, once per Kafka offset."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / QUARANTINE_FILE
+        self._seen: set[tuple[str, int, int]] = set()
+        if self.path.exists():
+            for line in cut_torn_tail(self.path, self.path.read_bytes()).splitlines():
+                try:
+                    doc = json.loads(line)
+                    self._seen.add((doc["topic"], int(doc["partition"]), int(doc["offset"])))
+                except (ValueError, KeyError, TypeError):
+                    continue  # kept as written; only its offset is unknown
+        self.count = len(self._seen)
+
+    def add(
+        self,
+        entries: list[tuple[str, int, int, bytes | None, bytes | None, Rejected]],
+    ) -> int:
+        """Write ``(topic, partition, offset, key, value, rejected)`` entries and fsync them;
+        returns how many were new (a redelivered offset is not written twice)."""
+        lines = []
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for topic, partition, offset, key, value, rejected in entries:
+            if (topic, partition, offset) in self._seen:
+                continue
+            self._seen.add((topic, partition, offset))
+            raw = value or b""
+            doc = {
+                "time": now,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "key": redact_tokens((key or b"").decode("utf-8", "replace")),
+                "reason": rejected.reason,
+                "detail": rejected.detail,
+                "value": redact_tokens(raw[:_MAX_STORED].decode("utf-8", "replace")),
+                "value_bytes": len(raw),
+                "value_sha256": hashlib.sha256(raw).hexdigest(),
+            }
+            lines.append(json.dumps(doc, ensure_ascii=False).encode() + b"\n")
+        if not lines:
+            return 0
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            data = b"".join(lines)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.path.parent)
+        self.count += len(lines)
+        return len(lines)

@@ -1,0 +1,148 @@
+"""The writer: chained, rotated, durable, idempotent across restarts, one writer at a time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.audit.checkpoints import CHECKPOINT_FILE, read_checkpoints
+from services.audit.errors import LogCorruptError, LogLockedError
+from services.audit.records import GENESIS_HASH, canonical_json
+from services.audit.segments import list_segments
+from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
+from services.audit.verify import verify_log
+from tests.unit.audit._helpers import event, open_log, write_log
+
+
+def _records(directory: Path) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    for _, path in list_segments(directory):
+        lines.extend(json.loads(line) for line in path.read_bytes().splitlines())
+    return lines
+
+
+def test_records_chain_and_hash_canonical_json(tmp_path: Path) -> None:
+    write_log(tmp_path, 30)
+    records = _records(tmp_path)
+    assert [r["seq"] for r in records] == list(range(1, 31))
+    prev = GENESIS_HASH
+    for record in records:
+        assert record["prev_hash"] == prev
+        body = {k: v for k, v in record.items() if k != "hash"}
+        # An auditor's re-implementation: canonical JSON without "hash", SHA-256.
+        import hashlib
+
+        assert hashlib.sha256(canonical_json(body)).hexdigest() == record["hash"]
+        prev = str(record["hash"])
+    assert records[0]["event"]["data"]["note"] == "héllo"
+
+
+def test_segments_rotate_by_size(tmp_path: Path) -> None:
+    write_log(tmp_path, 60, segment_max_bytes=4096)
+    segments = list_segments(tmp_path)
+    assert len(segments) > 3
+    for first_seq, path in segments:
+        assert path.stat().st_size <= 4096
+        assert json.loads(path.read_bytes().splitlines()[0])["seq"] == first_seq
+
+
+def test_redelivered_ids_are_skipped_even_after_restart(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path)
+    first = audit_log.append([event(1), event(2), event(2)])
+    assert (first.appended, first.duplicates) == (2, 1)
+    audit_log.close()
+
+    audit_log, _ = open_log(tmp_path)
+    try:
+        assert audit_log.head_seq == 2
+        again = audit_log.append([event(1), event(2), event(3)])
+        assert (again.appended, again.duplicates, again.first_seq) == (1, 2, 3)
+    finally:
+        audit_log.close()
+    assert [r["event"]["id"] for r in _records(tmp_path)] == [
+        "evt-tokens-1",
+        "evt-tokens-2",
+        "evt-tokens-3",
+    ]
+
+
+def test_close_signs_the_unsigned_tail(tmp_path: Path) -> None:
+    write_log(tmp_path, 12, checkpoint_every_records=10)
+    checkpoints, _ = read_checkpoints(tmp_path / CHECKPOINT_FILE)
+    assert [c.seq for c in checkpoints] == [12]  # 12 unsigned after the second batch
+    write_log(tmp_path / "b", 5, checkpoint_every_records=10)
+    checkpoints, _ = read_checkpoints(tmp_path / "b" / CHECKPOINT_FILE)
+    assert [c.seq for c in checkpoints] == [5]  # signed by close only
+
+
+def test_checkpoints_every_n_records(tmp_path: Path) -> None:
+    write_log(tmp_path, 25, checkpoint_every_records=10)
+    checkpoints, bad = read_checkpoints(tmp_path / CHECKPOINT_FILE)
+    assert bad == []
+    # Batches of 7: due at 14 (14 unsigned), then at 25 (11 unsigned), so close has nothing left.
+    assert [c.seq for c in checkpoints] == [14, 25]
+    public_key = load_public_key(tmp_path / PUBLIC_KEY_FILE)
+    assert all(c.signature_valid(public_key) for c in checkpoints)
+
+
+def test_checkpoint_after_interval(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path, checkpoint_every_records=1000, checkpoint_every_s=0.001)
+    try:
+        assert audit_log.append([event(1)]).checkpointed
+        assert not audit_log.maybe_checkpoint()  # nothing new to sign
+    finally:
+        audit_log.close()
+
+
+def test_torn_tail_is_cut_and_the_event_can_come_again(tmp_path: Path) -> None:
+    write_log(tmp_path, 5)
+    _, path = list_segments(tmp_path)[-1]
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # a crash mid-write of seq 5
+
+    audit_log, _ = open_log(tmp_path)
+    try:
+        assert audit_log.head_seq == 4
+        assert audit_log.append([event(5)]).appended == 1
+    finally:
+        audit_log.close()
+    report = verify_log(tmp_path, load_public_key(tmp_path / PUBLIC_KEY_FILE))
+    assert report.ok, report.problems
+    assert report.head_seq == 5
+
+
+def test_one_writer_per_directory(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path)
+    try:
+        with pytest.raises(LogLockedError):
+            open_log(tmp_path)
+    finally:
+        audit_log.close()
+    open_log(tmp_path)[0].close()
+
+
+def test_refuses_to_append_to_a_log_with_a_broken_middle(tmp_path: Path) -> None:
+    write_log(tmp_path, 30)
+    _, path = list_segments(tmp_path)[0]
+    lines = path.read_bytes().splitlines(keepends=True)
+    del lines[1]
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(LogCorruptError, match="expected seq 2"):
+        open_log(tmp_path)
+
+
+def test_gaps_are_rebuilt_from_disk(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path)
+    result = audit_log.append([event(1), event(2), event(5), event(1, source="rules")])
+    assert [(g.source, g.first, g.last) for g in result.gaps] == [("tokens", 3, 4)]
+    audit_log.close()
+    audit_log, _ = open_log(tmp_path)
+    try:
+        (rules, tokens) = audit_log.gaps.snapshot()
+        assert (rules.source, rules.missing_count) == ("rules", 0)
+        assert (tokens.missing, tokens.missing_count, tokens.last_sequence) == ([(3, 4)], 2, 5)
+    finally:
+        audit_log.close()

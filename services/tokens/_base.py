@@ -47,6 +47,10 @@ class StoreBase:
         self._codec = TokenCodec(settings.hmac_secret.get_secret_value().encode())
         self._channel = settings.invalidation_channel
 
+    async def ping(self) -> bool:
+        """True when Redis answers (readiness)."""
+        return bool(await self._redis.ping())
+
     @staticmethod
     def _now() -> datetime:
         return datetime.now(UTC)

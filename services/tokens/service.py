@@ -338,9 +338,7 @@ class TokenService(DirectoryService):
     async def get_token(self, *, token_id: str, actor: Principal | None) -> TokenRead:
         require(actor, Permission.tokens_read)
         record = await self._load_token(self._redis, token_id)
-        if not _may_see(actor, record):
-            # Same answer as a missing token: do not confirm ids outside the caller's reach.
-            raise NotFoundError(f"no token {token_id!r}", token_id=token_id)
+        _must_manage(actor, record)
         return await self._with_last_used(record)
 
     async def list_tokens(self, *, actor: Principal | None) -> list[TokenRead]:

@@ -58,6 +58,8 @@ class Inspection:
     principal: Principal
     expires_at: datetime
     """The token's expiry, or the end of its rotation grace period if that comes first."""
+    issued_at: datetime
+    """When the token (or its last rotation) was issued."""
 
 
 @dataclass(slots=True)
@@ -183,7 +185,11 @@ class RedisTokenValidator:
             expires_at = min(expires_at, until)
         if token.expires_at <= wall:
             raise TokenExpiredError("this token has expired", token_id=token.id)
-        return Inspection(principal=principal_for(token, user), expires_at=expires_at)
+        return Inspection(
+            principal=principal_for(token, user),
+            expires_at=expires_at,
+            issued_at=token.rotated_at or token.created_at,
+        )
 
     def _remember(self, digest: bytes, inspection: Inspection, now: float) -> None:
         if len(self._cache) >= _MAX_CACHE_ENTRIES:

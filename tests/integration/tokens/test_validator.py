@@ -54,12 +54,8 @@ async def test_each_kind_gets_its_principal(
         True,
     )
     t = await validator.authenticate(raw_t)
-    assert (t.kind, t.team, t.teams, t.is_admin) == (
-        TokenKind.team,
-        "payments",
-        {"payments"},
-        False,
-    )
+    assert (t.kind, t.team, t.is_admin) == (TokenKind.team, "payments", False)
+    assert t.teams == frozenset({"payments"})
     assert t.permissions == TEAM_TOKEN_PERMISSIONS
     assert not t.may_manage_team("search")
     u = await validator.authenticate(raw_u)

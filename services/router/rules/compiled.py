@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final
 
+import re2
+
 from services.router.rules.decision import RoutingDecision
 from services.router.rules.fields import FieldReader, make_getter
 from services.router.rules.model import (
@@ -34,6 +36,8 @@ _Pred = Callable[[str], bool]
 _Check = tuple[str, FieldReader, _Pred, bool]
 """(field, reader, predicate on a present value, result on a missing value)."""
 _INDEXABLE: Final = frozenset({Operator.is_one_of, Operator.equals})
+_SET_CHUNK: Final = 256
+_SET_MAX_MEM: Final = 64 << 20
 
 
 def _predicate(condition: Condition) -> _Pred:
@@ -42,10 +46,10 @@ def _predicate(condition: Condition) -> _Pred:
     negate = condition.negative
     pred: _Pred
     if op in (Operator.matches_regex, Operator.not_matches_regex):
-        regex = compile_regex(condition.values[0], case_insensitive=ci)
+        match = _regex_set([_set_pattern(condition)]).Match
         if negate:
-            return lambda v: regex.fullmatch(v) is None
-        return lambda v: regex.fullmatch(v) is not None
+            return lambda v: match(v) is None
+        return lambda v: match(v) is not None
     if op is Operator.exists:
         return lambda v: True
     if op is Operator.is_empty:
@@ -81,6 +85,47 @@ def _predicate(condition: Condition) -> _Pred:
     return pred
 
 
+def _set_pattern(condition: Condition) -> str:
+    # One RE2 set serves case-sensitive and -insensitive patterns: fold the flag into each.
+    pattern = condition.values[0]
+    compile_regex(pattern, case_insensitive=condition.case_insensitive)  # validates, bounds cost
+    return f"(?i:{pattern})" if condition.case_insensitive else pattern
+
+
+def _regex_set(patterns: list[str]) -> Any:
+    """An anchored RE2 set; ``Match`` returns the indices of every pattern that matches.
+
+    The python wrapper's ``fullmatch`` costs several microseconds per call; a set's ``Match``
+    goes straight to C++, so even single patterns use a set.
+    """
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = _SET_MAX_MEM
+    regex_set = re2.Set.FullMatchSet(options)
+    for pattern in patterns:
+        regex_set.Add(pattern)
+    regex_set.Compile()  # raises re2.error only beyond _SET_MAX_MEM, bounded by _SET_CHUNK
+    return regex_set
+
+
+@dataclass(slots=True)
+class _RegexIndex:
+    """Groups keyed by a positive ``matches_regex`` condition on one field."""
+
+    field: str
+    reader: FieldReader
+    patterns: dict[str, list[int]] = dataclass_field(default_factory=dict)
+    """Pattern (case flag folded in) -> group ids."""
+    sets: list[tuple[Any, list[list[int]]]] = dataclass_field(default_factory=list)
+    """Compiled sets (chunks of ``_SET_CHUNK`` patterns) with the groups of each pattern."""
+
+    def build(self) -> None:
+        items = list(self.patterns.items())
+        for start in range(0, len(items), _SET_CHUNK):
+            chunk = items[start : start + _SET_CHUNK]
+            self.sets.append((_regex_set([p for p, _ in chunk]), [g for _, g in chunk]))
+
+
 @dataclass(slots=True)
 class _Index:
     field: str
@@ -99,9 +144,13 @@ class _CompiledRule:
 
 
 def _index_key(conditions: tuple[Condition, ...]) -> Condition | None:
-    """The condition whose values can key this group in the inverted index, if any."""
-    for condition in conditions:
-        if condition.operator in _INDEXABLE and condition.on_missing is not OnMissing.match:
+    """The condition that keys this group: a hash-indexable one, else a positive regex."""
+    usable = [c for c in conditions if c.on_missing is not OnMissing.match]
+    for condition in usable:
+        if condition.operator in _INDEXABLE:
+            return condition
+    for condition in usable:
+        if condition.operator is Operator.matches_regex:
             return condition
     return None
 
@@ -109,7 +158,7 @@ def _index_key(conditions: tuple[Condition, ...]) -> Condition | None:
 class _Pass:
     """One evaluation pass (ordinary rules, or fallback rules) over an inverted index."""
 
-    __slots__ = ("_always", "_checks", "_group_rule", "_indexes", "rules")
+    __slots__ = ("_always", "_checks", "_group_rule", "_indexes", "_regex_indexes", "rules")
 
     def __init__(self, rules: list[Rule], readers: dict[str, FieldReader]) -> None:
         self.rules = [
@@ -119,19 +168,31 @@ class _Pass:
         self._group_rule: list[int] = []
         always: list[int] = []
         indexes: dict[str, _Index] = {}
+        regex_indexes: dict[str, _RegexIndex] = {}
         for rule_index, rule in enumerate(rules):
             groups = [group.conditions for group in rule.condition_groups] or [()]
             for conditions in groups:
                 group_id = len(self._checks)
                 self._group_rule.append(rule_index)
-                self._checks.append(tuple(self._check(c, readers) for c in conditions))
                 key = _index_key(conditions)
+                # The index lookup proves the key condition, so only the others are checked.
+                self._checks.append(
+                    tuple(self._check(c, readers) for c in conditions if c is not key)
+                )
                 if key is None:
                     always.append(group_id)
                     continue
+                if key.operator is Operator.matches_regex:
+                    regex_index = regex_indexes.get(key.field)
+                    if regex_index is None:
+                        regex_index = regex_indexes[key.field] = _RegexIndex(
+                            key.field, self._reader(key.field, readers)
+                        )
+                    regex_index.patterns.setdefault(_set_pattern(key), []).append(group_id)
+                    continue
                 index = indexes.get(key.field)
                 if index is None:
-                    index = indexes[key.field] = _Index(key.field, readers[key.field])
+                    index = indexes[key.field] = _Index(key.field, self._reader(key.field, readers))
                 table = index.folded if key.case_insensitive else index.exact
                 values = (
                     {v.casefold() for v in key.values} if key.case_insensitive else set(key.values)
@@ -140,12 +201,20 @@ class _Pass:
                     table.setdefault(value, []).append(group_id)
         self._always = tuple(always)
         self._indexes = tuple(indexes.values())
+        for regex_index in regex_indexes.values():
+            regex_index.build()
+        self._regex_indexes = tuple(regex_indexes.values())
 
     @staticmethod
-    def _check(condition: Condition, readers: dict[str, FieldReader]) -> _Check:
-        reader = readers.get(condition.field)
+    def _reader(field: str, readers: dict[str, FieldReader]) -> FieldReader:
+        reader = readers.get(field)
         if reader is None:
-            reader = readers[condition.field] = make_getter(condition.field)
+            reader = readers[field] = make_getter(field)
+        return reader
+
+    @classmethod
+    def _check(cls, condition: Condition, readers: dict[str, FieldReader]) -> _Check:
+        reader = cls._reader(condition.field, readers)
         return (condition.field, reader, _predicate(condition), condition.result_on_missing())
 
     def run(self, alert: Alert, memo: dict[str, str | None]) -> list[_CompiledRule]:
@@ -164,6 +233,16 @@ class _Pass:
             if index.folded and (hit := index.folded.get(value.casefold())):
                 candidates.extend(hit)
                 sources += 1
+        for regex_index in self._regex_indexes:
+            value = memo.get(regex_index.field, _UNSET)
+            if value is _UNSET:
+                value = memo[regex_index.field] = regex_index.reader(alert)
+            if value is None:
+                continue
+            for regex_set, groups in regex_index.sets:
+                for pattern in regex_set.Match(value) or ():
+                    candidates.extend(groups[pattern])
+                    sources += 1
         if not candidates:
             return []
         if sources > 1:

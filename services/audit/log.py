@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
 from services.audit.errors import LogCorruptError, LogLockedError
@@ -124,6 +124,10 @@ class AuditLog:
     @property
     def event_count(self) -> int:
         return len(self._ids)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
 
     @property
     def checkpoint_seq(self) -> int:

@@ -20,12 +20,21 @@ class AuditSettings(CommonSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8083
     group_id: str = "alertyard-audit"
+    """Consumer group of the audit topic; offsets are committed only after an fsync."""
     log_dir: Path = Path("var/audit")
+    """Segments, checkpoints, quarantine and (unless ``signing_key`` is set) the key pair."""
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    """A segment is closed and a new one started before it would grow past this size."""
     checkpoint_every_records: int = Field(default=1000, ge=1)
+    """Sign the head once this many records are unsigned (checked after each batch) ..."""
     checkpoint_every_s: float = Field(default=30.0, gt=0)
+    """... or once this long has passed with any record unsigned."""
     signing_key: SecretStr | None = None
     """Ed25519 private key (PEM, or hex of the 32-byte seed). Generated into log_dir if unset."""
+    batch_max_records: int = Field(default=1000, ge=1)
+    """Most Kafka records appended (and fsynced) as one batch."""
+    poll_timeout_ms: int = Field(default=500, ge=1)
+    """How long one poll waits for records; also how often time-based checkpoints are checked."""
 
 
 def load() -> AuditSettings:

@@ -1,0 +1,71 @@
+"""``/v1/audit/*``: query the log, verify it, list sequence gaps (``audit:read`` required)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from services.audit.gaps import GapTracker, SourceGaps
+from services.audit.query import AuditPage, AuditQuery, query_log
+from services.audit.verify import VerifyReport, verify_log
+from shared.auth import Permission, Principal
+from shared.http_auth import require
+
+__all__ = ["GapsReport", "build_audit_api"]
+
+Reader = Annotated[Principal, Depends(require(Permission.audit_read))]
+
+
+class GapsReport(BaseModel):
+    """Per-source sequence state; ``missing_total > 0`` means events were lost upstream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    missing_total: int
+    sources: list[SourceGaps]
+
+
+def build_audit_api() -> APIRouter:
+    """Routes reading ``app.state.log_dir``, ``.public_key`` and ``.gaps``."""
+    router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+    @router.get("/events", summary="Audit records matching every given filter, in seq order")
+    async def list_events(
+        request: Request,
+        _: Reader,
+        actor: Annotated[str | None, Query(description="Acting user id")] = None,
+        token_id: Annotated[
+            str | None, Query(description="Token used for, or subject of, the change")
+        ] = None,
+        type: Annotated[str | None, Query(description="Event type, e.g. token.created")] = None,
+        subject: Annotated[str | None, Query(description="e.g. token/<id>")] = None,
+        since: Annotated[datetime | None, Query(description="Event time >= (ISO 8601)")] = None,
+        until: Annotated[datetime | None, Query(description="Event time < (ISO 8601)")] = None,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> AuditPage:
+        query = AuditQuery(
+            actor=actor, token_id=token_id, type=type, subject=subject, since=since, until=until
+        )
+        directory: Path = request.app.state.log_dir
+        return await asyncio.to_thread(query_log, directory, query, cursor=cursor, limit=limit)
+
+    @router.get("/verify", summary="Recompute the chain and check every checkpoint signature")
+    async def verify(request: Request, _: Reader) -> VerifyReport:
+        directory: Path = request.app.state.log_dir
+        public_key: Ed25519PublicKey = request.app.state.public_key
+        return await asyncio.to_thread(verify_log, directory, public_key)
+
+    @router.get("/gaps", summary="Missing per-source sequence numbers (lost events)")
+    async def gaps(request: Request, _: Reader) -> GapsReport:
+        tracker: GapTracker = request.app.state.gaps
+        sources = tracker.snapshot()
+        return GapsReport(missing_total=sum(s.missing_count for s in sources), sources=sources)
+
+    return router

@@ -1,0 +1,47 @@
+"""The audit service's HTTP app: the audit API plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import FastAPI
+
+from services.audit.api import build_audit_api
+from services.audit.gaps import GapTracker
+from shared.auth import TokenValidator
+from shared.http import add_operational_routes, install_error_handlers
+
+__all__ = ["build_app"]
+
+
+def build_app(
+    *,
+    validator: TokenValidator,
+    log_dir: Path,
+    public_key: Ed25519PublicKey,
+    gaps: GapTracker,
+    readiness_checks: Callable[[], dict[str, bool]] = dict,
+) -> FastAPI:
+    """Wire the audit dependencies onto ``app.state`` and mount the routes.
+
+    ``readiness_checks`` returns named booleans for ``/readyz`` (no I/O: it runs on the loop).
+    """
+    app = FastAPI(
+        title="alertyard audit",
+        summary="Append-only, hash-chained, signed log of token and rule changes.",
+        version="0.1.0",
+    )
+    app.state.validator = validator
+    app.state.log_dir = log_dir
+    app.state.public_key = public_key
+    app.state.gaps = gaps
+    install_error_handlers(app)
+
+    async def readiness() -> dict[str, bool]:
+        return readiness_checks()
+
+    add_operational_routes(app, readiness=readiness)
+    app.include_router(build_audit_api())
+    return app

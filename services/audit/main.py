@@ -1,0 +1,152 @@
+"""``alertyard serve audit``: the audit-topic consumer and the audit HTTP API in one process.
+
+SIGTERM/SIGINT stop both: the batch in hand is finished and committed, then the unsigned tail
+is checkpointed and the log closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from services.audit.app import build_app
+from services.audit.consumer import AuditConsumer
+from services.audit.log import AuditLog
+from services.audit.quarantine import Quarantine
+from services.audit.signing import load_or_create_signing_key
+from services.tokens.validator import build_validator
+from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
+from shared.logging import configure_logging, get_logger
+from shared.redis import make_redis
+from shared.settings import AuditSettings, TokensSettings
+
+__all__ = ["run_audit", "serve"]
+
+log = get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops everything together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve() -> None:
+    """Run the audit service until SIGTERM/SIGINT (settings from ``ALERTYARD_*``)."""
+    settings = AuditSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run_audit(settings))
+
+
+async def run_audit(settings: AuditSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    configured = settings.signing_key.get_secret_value() if settings.signing_key else None
+    key = load_or_create_signing_key(settings.log_dir, configured)
+    audit_log = await asyncio.to_thread(
+        AuditLog.open,
+        settings.log_dir,
+        signing_key=key,
+        segment_max_bytes=settings.segment_max_bytes,
+        checkpoint_every_records=settings.checkpoint_every_records,
+        checkpoint_every_s=settings.checkpoint_every_s,
+    )
+    try:
+        await _run(settings, audit_log, stop)
+    finally:
+        await asyncio.to_thread(audit_log.close)
+        log.info("audit_stopped", head_seq=audit_log.head_seq)
+
+
+async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event) -> None:
+    topic = settings.topics.audit
+    await wait_for_kafka(settings.kafka_bootstrap_servers)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [topic],
+        partitions=settings.topics.partitions,
+        replication_factor=settings.topics.replication_factor,
+    )
+    kafka = make_consumer(
+        settings.kafka_bootstrap_servers,
+        topic,
+        group_id=settings.group_id,
+        max_poll_records=settings.batch_max_records,
+    )
+    redis = make_redis(settings.redis_url)
+    validator = build_validator(
+        TokensSettings(
+            kafka_bootstrap_servers=settings.kafka_bootstrap_servers, redis_url=settings.redis_url
+        ),
+        redis,
+    )
+    consumer = AuditConsumer(
+        audit_log,
+        kafka,
+        await asyncio.to_thread(Quarantine, settings.log_dir),
+        max_records=settings.batch_max_records,
+        poll_timeout_ms=settings.poll_timeout_ms,
+    )
+    app = build_app(
+        validator=validator,
+        log_dir=settings.log_dir,
+        public_key=audit_log.public_key,
+        gaps=audit_log.gaps,
+        readiness_checks=lambda: {"partitions_assigned": consumer.assigned},
+    )
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    await kafka.start()
+    await validator.start()
+    consuming = asyncio.create_task(consumer.run(), name="consumer")
+    tasks = {
+        consuming,
+        asyncio.create_task(server.serve(), name="http"),
+        asyncio.create_task(stop.wait(), name="signal"),
+    }
+    log.info(
+        "audit_started",
+        topic=topic,
+        group_id=settings.group_id,
+        log_dir=str(settings.log_dir),
+        head_seq=audit_log.head_seq,
+        http=f"{settings.http_host}:{settings.http_port}",
+    )
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("audit_task_failed", task=task.get_name(), error=repr(task.exception()))
+    finally:
+        log.info("audit_stopping")
+        server.should_exit = True
+        consumer.stop()
+        # Let the batch in hand finish (never cancel an append half-way through its thread).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(consuming), timeout=30)
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await kafka.stop()
+        await validator.stop()
+        await redis.aclose()
+    if consuming.done() and not consuming.cancelled() and (error := consuming.exception()):
+        raise error  # a failed append (disk full, I/O error): exit non-zero, restart recovers

@@ -1,0 +1,359 @@
+"""Rulesets in Redis: one JSON document per ruleset, a monotonic version, atomic changes.
+
+Keys (prefix ``alertyard:rules`` by default):
+
+* ``<prefix>:current``: the ruleset as JSON (``{"version", "rules"}``);
+* ``<prefix>:version``: the version alone, for cheap polling by every router;
+* channel ``<prefix>:changed``: a notice with the new version after each change.
+
+Every change runs as ``WATCH`` + read + checks + ``MULTI``: the new document, the version, the
+lifecycle event (through :func:`shared.outbox.stage_event`, source ``rules``) and the notice
+are written together or not at all. An ``expected_version`` that is not the stored one is a
+409 (:class:`VersionConflictError`); without one, a lost race is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from services.router.rules.authz import authorize_change
+from services.router.rules.diff import adopt_ids, diff_rulesets, is_empty_diff
+from services.router.rules.errors import (
+    Problem,
+    RuleNotFoundError,
+    RulesetInvalidError,
+    UnknownTeamError,
+    VersionConflictError,
+)
+from services.router.rules.model import Rule, Ruleset, new_rule_id
+from shared.auth import Principal
+from shared.events import Actor, Event
+from shared.logging import get_logger
+from shared.outbox import stage_event
+
+__all__ = ["EVENT_SOURCE", "TEAMS_KEY", "ChangeResult", "RulesKeys", "RulesStore", "actor_of"]
+
+log = get_logger(__name__)
+
+EVENT_SOURCE: Final = "rules"
+TEAMS_KEY: Final = "alertyard:teams"
+"""Set of team names, owned by the token service."""
+_MAX_EVENT_RULES: Final = 100
+"""Beyond this many changed rules an event lists names and ids only (Kafka message size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RulesKeys:
+    prefix: str = "alertyard:rules"
+
+    @property
+    def current(self) -> str:
+        return f"{self.prefix}:current"
+
+    @property
+    def version(self) -> str:
+        return f"{self.prefix}:version"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:changed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """The outcome of a change (or of its dry run)."""
+
+    before: Ruleset
+    after: Ruleset
+    diff: dict[str, Any]
+    applied: bool
+    """False for a dry run or when nothing changed."""
+
+    @property
+    def version(self) -> int:
+        return self.after.version if self.applied else self.before.version
+
+
+def actor_of(principal: Principal | None) -> Actor:
+    if principal is None:
+        return Actor(kind="system")
+    return Actor(
+        user_id=principal.user_id,
+        token_id=principal.token_id,
+        kind="user" if principal.user_id else "token",
+    )
+
+
+def decode_ruleset(raw: bytes | str | None) -> Ruleset:
+    if raw is None:
+        return Ruleset()
+    return Ruleset.model_validate_json(raw)
+
+
+def encode_ruleset(ruleset: Ruleset) -> bytes:
+    return json.dumps(ruleset.dump(), separators=(",", ":")).encode()
+
+
+Mutation = Callable[[Ruleset], tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]]
+"""Turns the stored ruleset into the new rules plus events ``(type, subject, data)``."""
+
+
+class RulesStore:
+    """Reads and changes the stored ruleset. Methods take keyword arguments after the subject."""
+
+    def __init__(
+        self, redis: Redis, *, keys: RulesKeys | None = None, teams_key: str = TEAMS_KEY
+    ) -> None:
+        self.redis = redis
+        self.keys = keys or RulesKeys()
+        self.teams_key = teams_key
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get_ruleset(self) -> Ruleset:
+        """The stored ruleset (version 0 and no rules when nothing was ever stored)."""
+        return decode_ruleset(cast(bytes | None, await self.redis.get(self.keys.current)))
+
+    async def get_version(self) -> int:
+        raw = cast(bytes | None, await self.redis.get(self.keys.version))
+        return int(raw) if raw is not None else 0
+
+    async def get_rule(self, ref: str) -> tuple[Rule, int]:
+        """A rule by id or name, with the ruleset version it was read at."""
+        ruleset = await self.get_ruleset()
+        return _find(ruleset, ref), ruleset.version
+
+    async def known_teams(self) -> set[str]:
+        members = cast(set[bytes], await self.redis.smembers(self.teams_key))
+        return {member.decode() for member in members}
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def create_rule(
+        self,
+        rule: Rule,
+        *,
+        position: int | None = None,
+        principal: Principal | None,
+        expected_version: int | None = None,
+    ) -> tuple[Rule, int]:
+        """Insert ``rule`` (at the end of the ordinary rules by default); the stored rule and the
+        new version."""
+
+        def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
+            if before.by_name(rule.name) is not None:
+                raise _duplicate(rule.name)
+            fresh = (
+                rule
+                if before.by_id(rule.id) is None
+                else rule.model_copy(update={"id": new_rule_id()})
+            )
+            rules = list(before.rules)
+            rules.insert(len(rules) if position is None else min(position, len(rules)), fresh)
+            after = Ruleset(version=before.version + 1, rules=tuple(rules))
+            stored = _find(after, fresh.id)
+            return after, [("rule.created", f"rule/{fresh.id}", {"after": stored.dump()})]
+
+        result = await self._change(mutate, principal=principal, expected_version=expected_version)
+        return _find(result.after, rule.name), result.version
+
+    async def update_rule(
+        self,
+        ref: str,
+        rule: Rule,
+        *,
+        principal: Principal | None,
+        expected_version: int | None = None,
+    ) -> tuple[Rule, int]:
+        """Replace the rule ``ref`` (id or name) in place, keeping its id and position."""
+
+        def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
+            old = _find(before, ref)
+            other = before.by_name(rule.name)
+            if other is not None and other.id != old.id:
+                raise _duplicate(rule.name)
+            new = rule.model_copy(update={"id": old.id, "position": old.position})
+            rules = tuple(new if r.id == old.id else r for r in before.rules)
+            after = Ruleset(version=before.version + 1, rules=rules)
+            data = {"before": old.dump(), "after": _find(after, old.id).dump()}
+            return after, [("rule.updated", f"rule/{old.id}", data)]
+
+        result = await self._change(mutate, principal=principal, expected_version=expected_version)
+        return _find(result.after, rule.name), result.version
+
+    async def delete_rule(
+        self, ref: str, *, principal: Principal | None, expected_version: int | None = None
+    ) -> int:
+        """Remove the rule ``ref``; the new version."""
+
+        def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
+            old = _find(before, ref)
+            rules = tuple(r for r in before.rules if r.id != old.id)
+            after = Ruleset(version=before.version + 1, rules=rules)
+            return after, [("rule.deleted", f"rule/{old.id}", {"before": old.dump()})]
+
+        result = await self._change(mutate, principal=principal, expected_version=expected_version)
+        return result.version
+
+    async def reorder(
+        self, refs: list[str], *, principal: Principal | None, expected_version: int | None = None
+    ) -> ChangeResult:
+        """Put the rules in the order of ``refs`` (ids or names; every rule exactly once)."""
+
+        def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
+            ordered = [_find(before, ref) for ref in refs]
+            if len({r.id for r in ordered}) != len(ordered) or len(ordered) != len(before.rules):
+                raise _invalid("<ruleset>", "reorder must list every rule exactly once")
+            after = Ruleset(version=before.version + 1, rules=tuple(ordered))
+            return after, [_applied_event("reorder", before, after)]
+
+        return await self._change(mutate, principal=principal, expected_version=expected_version)
+
+    async def apply(
+        self,
+        ruleset: Ruleset,
+        *,
+        principal: Principal | None,
+        expected_version: int | None = None,
+        dry_run: bool = False,
+    ) -> ChangeResult:
+        """Replace the whole ruleset (rules matched to stored ones by id, else by name)."""
+
+        def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
+            incoming = adopt_ids(before, ruleset)
+            after = Ruleset(version=before.version + 1, rules=incoming.rules)
+            return after, [_applied_event("apply", before, after)]
+
+        return await self._change(
+            mutate, principal=principal, expected_version=expected_version, dry_run=dry_run
+        )
+
+    async def _change(
+        self,
+        mutate: Mutation,
+        *,
+        principal: Principal | None,
+        expected_version: int | None,
+        dry_run: bool = False,
+        attempts: int = 20,
+    ) -> ChangeResult:
+        for attempt in range(attempts):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(self.keys.current, self.teams_key)
+                    before = decode_ruleset(cast(bytes | None, await pipe.get(self.keys.current)))
+                    if expected_version is not None and before.version != expected_version:
+                        raise VersionConflictError(
+                            f"the ruleset is at version {before.version}, not {expected_version};"
+                            " re-read it and try again",
+                            current_version=before.version,
+                        )
+                    after, events = mutate(before)
+                    diff = diff_rulesets(before, after)
+                    if principal is not None:
+                        authorize_change(principal, before, after)
+                    members = cast(set[bytes], await pipe.smembers(self.teams_key))
+                    _check_teams(diff, {member.decode() for member in members})
+                    if dry_run or is_empty_diff(diff):
+                        return ChangeResult(before, after, diff, applied=False)
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.set(self.keys.current, encode_ruleset(after))
+                    pipe.set(self.keys.version, after.version)
+                    actor = actor_of(principal)
+                    for event_type, subject, data in events:
+                        data = {**data, "version": after.version}
+                        stage_event(
+                            pipe,
+                            Event(
+                                type=event_type,
+                                source=EVENT_SOURCE,
+                                actor=actor,
+                                subject=subject,
+                                data=data,
+                            ),
+                        )
+                    pipe.publish(self.keys.channel, str(after.version))
+                    await pipe.execute()
+                except WatchError:
+                    if expected_version is not None:
+                        raise VersionConflictError(
+                            "the ruleset changed while this change was being made; retry",
+                            expected_version=expected_version,
+                        ) from None
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # de-synchronise
+                    continue
+            log.info(
+                "ruleset_changed",
+                version=after.version,
+                events=[event_type for event_type, _, _ in events],
+                token_id=principal.token_id if principal else None,
+            )
+            return ChangeResult(before, after, diff, applied=True)
+        raise VersionConflictError("the ruleset kept changing; retry later")
+
+
+def _find(ruleset: Ruleset, ref: str) -> Rule:
+    rule = ruleset.by_id(ref) or ruleset.by_name(ref)
+    if rule is None:
+        raise RuleNotFoundError(f"no rule with id or name {ref!r}", rule=ref)
+    return rule
+
+
+def _invalid(rule: str, reason: str) -> Exception:
+    return RulesetInvalidError([{"rule": rule, "condition": None, "reason": reason}])
+
+
+def _duplicate(name: str) -> Exception:
+    return _invalid(name, f"a rule named {name!r} already exists; names must be unique")
+
+
+def _check_teams(diff: dict[str, Any], teams: set[str]) -> None:
+    """Added or changed rules may only name existing teams (removals are always fine)."""
+    touched = [*diff["added"], *(change["after"] for change in diff["changed"])]
+    problems: list[Problem] = []
+    for rule in touched:
+        for team in dict.fromkeys([rule["owner_team"], *rule["destinations"]]):
+            if team not in teams:
+                problems.append(
+                    {
+                        "rule": rule["name"],
+                        "condition": None,
+                        "reason": f"unknown team {team!r} (create it first: alertyard teams)",
+                    }
+                )
+    if problems:
+        raise UnknownTeamError(problems)
+
+
+def _applied_event(
+    operation: str, before: Ruleset, after: Ruleset
+) -> tuple[str, str, dict[str, Any]]:
+    diff = diff_rulesets(before, after)
+    size = sum(len(diff[key]) for key in ("added", "removed", "changed"))
+    if size > _MAX_EVENT_RULES:
+        # Too big for one Kafka message: names, ids and a digest of the result instead.
+        diff = {
+            "added": [{"id": r["id"], "name": r["name"]} for r in diff["added"]],
+            "removed": [{"id": r["id"], "name": r["name"]} for r in diff["removed"]],
+            "changed": [{"id": c["id"], "name": c["name"]} for c in diff["changed"]],
+            "moved": diff["moved"][:_MAX_EVENT_RULES],
+            "truncated": True,
+        }
+    digest = hashlib.sha256(encode_ruleset(after.model_copy(update={"version": 0}))).hexdigest()
+    data = {
+        "operation": operation,
+        "version_before": before.version,
+        "rule_count": len(after.rules),
+        "sha256": digest,
+        **diff,
+    }
+    return ("ruleset.applied", "ruleset", data)

@@ -7,6 +7,8 @@ from typing import Any
 from shared.errors import ConflictError, NotFoundError, ValidationFailedError
 
 __all__ = [
+    "InvalidAlertError",
+    "InvalidDocumentError",
     "Problem",
     "RuleNotFoundError",
     "RulesetInvalidError",
@@ -47,3 +49,15 @@ class VersionConflictError(ConflictError):
 
 class RuleNotFoundError(NotFoundError):
     code = "rule_not_found"
+
+
+class InvalidDocumentError(ValidationFailedError):
+    """A rules or cases document is not valid YAML/JSON or has the wrong shape."""
+
+    code = "invalid_document"
+
+
+class InvalidAlertError(ValidationFailedError):
+    """An alert given to explain/test does not follow the alert contract."""
+
+    code = "invalid_alert"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.router.rules import reference
+from services.router.rules.documents import parse_alert
 from services.router.rules.fields import resolve
 from services.router.rules.model import Rule, Ruleset
 from shared.alert import Alert
@@ -82,7 +83,7 @@ def run_cases(ruleset: Ruleset, cases: list[dict[str, Any]]) -> dict[str, Any]:
     results = []
     for number, case in enumerate(cases):
         name = str(case.get("name") or f"case-{number}")
-        alert = Alert.model_validate(case["alert"])
+        alert = parse_alert(case["alert"], where=f"case {name!r}")
         expected = list(case.get("expect_teams") or [])
         decision = reference.evaluate(ruleset, alert)
         results.append(

@@ -1,0 +1,172 @@
+"""HTTP API of the routing rules (``/v1/rules``), mounted by the router app.
+
+The app provides ``app.state.rules_store`` (:class:`RulesStore`) and ``app.state.validator``.
+Reads need ``rules:read``, changes ``rules:write``; on top, a non-admin may only change rules
+its teams own and that route only to its teams (see :mod:`.authz`), else 403 and no change.
+Every change accepts ``?expected_version=N`` (409 when the ruleset moved on).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, status
+
+from services.router.rules.diff import render_diff
+from services.router.rules.documents import load_cases, load_document, parse_alert
+from services.router.rules.errors import InvalidDocumentError
+from services.router.rules.explain import explain, run_cases
+from services.router.rules.lint import lint
+from services.router.rules.model import Ruleset, parse_rule, parse_ruleset
+from services.router.rules.store import ChangeResult, RulesStore
+from shared.auth import Permission, Principal
+from shared.http_auth import require
+
+__all__ = ["build_rules_api"]
+
+Reader = Annotated[Principal, Depends(require(Permission.rules_read))]
+Writer = Annotated[Principal, Depends(require(Permission.rules_write))]
+ExpectedVersion = Annotated[
+    int | None,
+    Query(ge=0, description="Fail with 409 unless the stored ruleset is at this version."),
+]
+JsonBody = Annotated[dict[str, Any], Body()]
+
+_RULE_EXAMPLE = {
+    "name": "payments-critical",
+    "owner_team": "payments",
+    "destinations": ["payments"],
+    "condition_groups": [
+        {"conditions": [{"field": "service", "operator": "is_one_of", "values": ["billing"]}]}
+    ],
+}
+
+
+def _store(request: Request) -> RulesStore:
+    store: RulesStore = request.app.state.rules_store
+    return store
+
+
+async def _candidate(request: Request, body: dict[str, Any]) -> Ruleset:
+    """The ruleset to explain/test/lint against: ``body["rules"]`` if given, else the stored."""
+    if "rules" in body:
+        return parse_ruleset({"rules": body["rules"]})
+    return await _store(request).get_ruleset()
+
+
+def _change_body(result: ChangeResult, *, dry_run: bool) -> dict[str, Any]:
+    return {
+        "applied": result.applied,
+        "dry_run": dry_run,
+        "version": result.version,
+        "diff": result.diff,
+        "diff_text": render_diff(result.diff),
+    }
+
+
+def build_rules_api() -> APIRouter:
+    router = APIRouter(prefix="/v1/rules", tags=["rules"])
+
+    @router.get("", summary="List the rules in evaluation order")
+    async def list_rules(request: Request, _: Reader) -> dict[str, Any]:
+        return (await _store(request).get_ruleset()).dump()
+
+    @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a rule")
+    async def create_rule(
+        request: Request,
+        principal: Writer,
+        body: Annotated[dict[str, Any], Body(examples=[_RULE_EXAMPLE])],
+        expected_version: ExpectedVersion = None,
+        position: Annotated[
+            int | None, Query(ge=0, description="Insert here (default: at the end).")
+        ] = None,
+    ) -> dict[str, Any]:
+        rule = parse_rule({k: v for k, v in body.items() if k not in ("id", "position")})
+        created, version = await _store(request).create_rule(
+            rule, position=position, principal=principal, expected_version=expected_version
+        )
+        return {"rule": created.dump(), "version": version}
+
+    @router.post("/apply", summary="Apply a whole ruleset (YAML or JSON) with a diff")
+    async def apply_ruleset(
+        request: Request,
+        principal: Writer,
+        dry_run: Annotated[bool, Query(description="Only compute the diff.")] = False,
+        expected_version: ExpectedVersion = None,
+    ) -> dict[str, Any]:
+        data = load_document(await request.body())
+        if not isinstance(data, dict) or "rules" not in data:
+            raise InvalidDocumentError("send a mapping with a 'rules' list (YAML or JSON)")
+        result = await _store(request).apply(
+            parse_ruleset(data),
+            principal=principal,
+            expected_version=expected_version,
+            dry_run=dry_run,
+        )
+        return _change_body(result, dry_run=dry_run)
+
+    @router.post("/reorder", summary="Put every rule in a new order")
+    async def reorder(
+        request: Request,
+        principal: Writer,
+        body: Annotated[dict[str, list[str]], Body(examples=[{"rules": ["id-or-name", "..."]}])],
+        expected_version: ExpectedVersion = None,
+    ) -> dict[str, Any]:
+        if "rules" not in body:
+            raise InvalidDocumentError("send {'rules': [every rule id or name, in order]}")
+        result = await _store(request).reorder(
+            body["rules"], principal=principal, expected_version=expected_version
+        )
+        return _change_body(result, dry_run=False)
+
+    @router.post("/explain", summary="Which rules an alert matches, condition by condition")
+    async def explain_alert(request: Request, _: Reader, body: JsonBody) -> dict[str, Any]:
+        alert = parse_alert(body.get("alert", body))
+        return explain(await _candidate(request, body), alert)
+
+    @router.post("/test", summary="Check alerts against expected teams (like amtool test)")
+    async def run_test_cases(request: Request, _: Reader, body: JsonBody) -> dict[str, Any]:
+        cases = load_cases({k: v for k, v in body.items() if k != "rules"})
+        return run_cases(await _candidate(request, body), cases)
+
+    @router.post("/lint", summary="Static checks: dead, shadowed, unreachable rules, teams")
+    async def lint_rules(
+        request: Request, _: Reader, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
+        ruleset = await _candidate(request, body or {})
+        findings = lint(ruleset, teams=await _store(request).known_teams())
+        return {
+            "ok": not any(f["severity"] == "error" for f in findings),
+            "ruleset_version": ruleset.version,
+            "findings": findings,
+        }
+
+    @router.get("/{ref}", summary="One rule by id or name")
+    async def get_rule(request: Request, _: Reader, ref: str) -> dict[str, Any]:
+        rule, version = await _store(request).get_rule(ref)
+        return {"rule": rule.dump(), "version": version}
+
+    @router.put("/{ref}", summary="Replace a rule (keeps its id and position)")
+    async def update_rule(
+        request: Request,
+        principal: Writer,
+        ref: str,
+        body: Annotated[dict[str, Any], Body(examples=[_RULE_EXAMPLE])],
+        expected_version: ExpectedVersion = None,
+    ) -> dict[str, Any]:
+        rule = parse_rule({k: v for k, v in body.items() if k not in ("id", "position")})
+        updated, version = await _store(request).update_rule(
+            ref, rule, principal=principal, expected_version=expected_version
+        )
+        return {"rule": updated.dump(), "version": version}
+
+    @router.delete("/{ref}", summary="Delete a rule")
+    async def delete_rule(
+        request: Request, principal: Writer, ref: str, expected_version: ExpectedVersion = None
+    ) -> dict[str, Any]:
+        version = await _store(request).delete_rule(
+            ref, principal=principal, expected_version=expected_version
+        )
+        return {"deleted": ref, "version": version}
+
+    return router

@@ -1,11 +1,329 @@
-"""``alertyard`` commands for rules (filled in by the rules issue)."""
+"""``alertyard rules`` commands: list, get, apply (with diff), delete, explain, test, lint.
+
+``explain``, ``test`` and ``lint`` also work offline on a rules file (``--rules FILE`` /
+``lint FILE``), so a ruleset can be checked in CI before it is applied.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+import yaml
+
+from services.cli._client import (
+    ApiClient,
+    JsonOption,
+    TokenOption,
+    console,
+    fail,
+    print_json,
+    print_table,
+)
+from services.router.rules.documents import (
+    dump_rules_yaml,
+    load_cases,
+    load_document,
+    load_rules,
+    parse_alert,
+)
+from services.router.rules.explain import explain, run_cases
+from services.router.rules.lint import lint
+from services.router.rules.model import Ruleset, parse_ruleset
+from shared.errors import AlertyardError
 
 __all__ = ["register"]
 
+rules_app = typer.Typer(
+    help="Team routing rules: apply, explain, test, lint.", no_args_is_help=True
+)
+
+FileOption = typer.Option(None, "--file", "-f", help="Path to the file ('-' for stdin).")
+RulesFileOption = typer.Option(
+    None, "--rules", help="Evaluate against this rules file locally instead of the server."
+)
+ExpectedOption = typer.Option(
+    None, "--expected-version", help="Refuse (409) unless the stored ruleset is at this version."
+)
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return typer.get_text_stream("stdin").read()
+    file = Path(path)
+    if not file.is_file():
+        fail(f"no such file: {path}")
+    return file.read_text(encoding="utf-8")
+
+
+def _pick(positional: str | None, option: str | None, what: str) -> str:
+    chosen = option or positional
+    if not chosen:
+        fail(f"give the {what} as an argument or with -f/--file")
+    return chosen
+
+
+def _local_rules(path: str) -> Ruleset:
+    """A ruleset parsed locally; prints the rule, condition and reason when invalid."""
+
+    try:
+        return load_rules(_read(path))
+    except AlertyardError as exc:
+        problems = exc.context.get("problems", [])
+        for problem in problems[1:]:
+            where = f"rule {problem['rule']!r}"
+            if problem.get("condition"):
+                where += f", {problem['condition']}"
+            console.print(f"  {where}: {problem['reason']}", highlight=False)
+        fail(f"{path}: {exc.detail} [{exc.code}]")
+
+
+@rules_app.command("list")
+def list_rules(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
+    """List the stored rules in evaluation order."""
+    body = ApiClient("router", token).get("/v1/rules")
+    if as_json:
+        print_json(body)
+        return
+    rows = [
+        {
+            **rule,
+            "destinations": ", ".join(rule["destinations"]),
+            "groups": len(rule["condition_groups"]),
+            "flags": " ".join(
+                flag
+                for flag, on in (
+                    ("continue", rule["continue"]),
+                    ("fallback", rule["fallback"]),
+                    ("disabled", not rule["enabled"]),
+                )
+                if on
+            ),
+        }
+        for rule in body["rules"]
+    ]
+    columns = ["position", "name", "owner_team", "destinations", "groups", "flags", "id"]
+    print_table(rows, columns, title=f"ruleset version {body['version']}")
+
+
+@rules_app.command("get")
+def get_rules(
+    ref: str | None = typer.Argument(None, help="Rule id or name; all rules as YAML if omitted."),
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one rule, or the whole ruleset as a rules file (ready for ``apply``)."""
+    client = ApiClient("router", token)
+    if ref is None:
+        body = client.get("/v1/rules")
+        if as_json:
+            print_json(body)
+            return
+
+        console.print(f"# ruleset version {body['version']}", highlight=False)
+        typer.echo(dump_rules_yaml(parse_ruleset(body, version=body["version"])), nl=False)
+        return
+    body = client.get(f"/v1/rules/{ref}")
+    if as_json:
+        print_json(body)
+    else:
+        typer.echo(yaml.safe_dump(body["rule"], sort_keys=False), nl=False)
+
+
+rules_app.command("show", hidden=True, help="Alias of get.")(get_rules)
+
+
+@rules_app.command("apply")
+def apply_rules(
+    path: str | None = typer.Argument(None, help="Rules file (YAML or JSON)."),
+    file: str | None = FileOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show the diff."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+    expected_version: int | None = ExpectedOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Replace the stored ruleset with a file, showing the diff first."""
+    source = _pick(path, file, "rules file")
+    text = _read(source)
+    _local_rules(source)  # refuse locally first, with every problem listed
+    client = ApiClient("router", token)
+    headers = {"content-type": "application/yaml"}
+    params: dict[str, Any] = {"dry_run": "true"}
+    if expected_version is not None:
+        params["expected_version"] = expected_version
+    plan = client.post("/v1/rules/apply", content=text, headers=headers, params=params)
+    if dry_run or plan["diff_text"] == ["no changes"]:
+        _print_change(plan, as_json)
+        return
+    if not as_json:
+        _print_diff(plan["diff_text"])
+    if not yes and not typer.confirm(f"apply as version {plan['version'] + 1}?"):
+        raise typer.Exit(1)
+    # Pin the version the diff was computed on: a concurrent change turns into a 409.
+    params = {"expected_version": plan["version"]}
+    result = client.post("/v1/rules/apply", content=text, headers=headers, params=params)
+    _print_change(result, as_json, diff_shown=True)
+
+
+def _print_diff(lines: list[str]) -> None:
+    colours = {"+": "green", "-": "red", "~": "yellow", ">": "cyan"}
+    for line in lines:
+        colour = colours.get(line[:1])
+        console.print(f"[{colour}]{line}[/]" if colour else line, highlight=False)
+
+
+def _print_change(body: dict[str, Any], as_json: bool, *, diff_shown: bool = False) -> None:
+    if as_json:
+        print_json(body)
+        return
+    if not diff_shown:
+        _print_diff(body["diff_text"])
+    if body["applied"]:
+        console.print(f"applied: ruleset version {body['version']}")
+    elif body["dry_run"]:
+        console.print(f"dry run: nothing changed (stored version {body['version']})")
+    else:
+        console.print(f"nothing to apply (version {body['version']})")
+
+
+@rules_app.command("delete")
+def delete_rule(
+    ref: str = typer.Argument(..., help="Rule id or name."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
+    expected_version: int | None = ExpectedOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete one rule."""
+    if not yes and not as_json and not typer.confirm(f"delete rule {ref!r}?"):
+        raise typer.Exit(1)
+    params = {} if expected_version is None else {"expected_version": expected_version}
+    body = ApiClient("router", token).delete(f"/v1/rules/{ref}", params=params)
+    if as_json:
+        print_json(body)
+    else:
+        console.print(f"deleted {ref}: ruleset version {body['version']}")
+
+
+def _alert_arg(value: str) -> dict[str, Any]:
+    """An alert given inline as JSON, as a file path, or '-' for stdin."""
+    text = value if value.lstrip().startswith("{") else _read(value)
+
+    try:
+        data = load_document(text)
+    except Exception as exc:  # a CLI turns any parse problem into one clear line
+        fail(f"cannot read the alert: {exc}")
+    if not isinstance(data, dict):
+        fail("the alert must be a JSON/YAML object")
+    return data
+
+
+@rules_app.command("explain")
+def explain_alert(
+    alert_arg: str | None = typer.Argument(None, metavar="ALERT", help="Alert JSON or file."),
+    alert: str | None = typer.Option(None, "--alert", "--file", "-f", help="Alert JSON or file."),
+    rules: str | None = RulesFileOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Which rules an alert matches, each condition's result, and where it goes."""
+    data = _alert_arg(_pick(alert_arg, alert, "alert"))
+    if rules is not None:
+        body = explain(_local_rules(rules), parse_alert(data))
+    else:
+        body = ApiClient("router", token).post("/v1/rules/explain", json={"alert": data})
+    if as_json:
+        print_json(body)
+        return
+    for rule in body["evaluated"]:
+        mark = "[green]match[/]" if rule["matched"] else "[dim]no match[/]"
+        kind = " (fallback)" if rule["fallback"] else ""
+        console.print(f"#{rule['position']} {rule['name']}{kind}: {mark}", highlight=False)
+        if rule["catch_all"]:
+            console.print("    (no conditions: matches every alert)")
+        for number, group in enumerate(rule["groups"]):
+            console.print(f"  group {number}: {'true' if group['matched'] else 'false'}")
+            for c in group["conditions"]:
+                actual = "<missing>" if c["missing"] else json.dumps(c["value"])
+                values = ", ".join(c["values"])
+                console.print(
+                    f"    {'✓' if c['result'] else '✗'} {c['field']} {c['operator']} "
+                    f"[{values}] (value {actual})",
+                    highlight=False,
+                    markup=False,
+                )
+    teams = ", ".join(body["teams"]) or "none: unrouted"
+    console.print(f"teams: {teams} (ruleset version {body['ruleset_version']})", highlight=False)
+
+
+@rules_app.command("test")
+def check_cases(
+    path: str | None = typer.Argument(None, help="Cases file."),
+    file: str | None = FileOption,
+    rules: str | None = RulesFileOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Check cases (alert + expected teams); exit status 1 on any mismatch."""
+
+    source = _pick(path, file, "cases file")
+    try:
+        cases = load_cases(load_document(_read(source)))
+    except AlertyardError as exc:
+        fail(f"{source}: {exc.detail}")
+    if rules is not None:
+        body = run_cases(_local_rules(rules), cases)
+    else:
+        body = ApiClient("router", token).post("/v1/rules/test", json={"cases": cases})
+    if as_json:
+        print_json(body)
+    else:
+        for result in body["results"]:
+            if result["passed"]:
+                console.print(f"[green]PASS[/] {result['name']}", highlight=False)
+            else:
+                console.print(
+                    f"[red]FAIL[/] {result['name']}: expected {result['expected_teams']}, "
+                    f"got {result['teams']} (rules {result['matched_rules']})",
+                    highlight=False,
+                )
+        console.print(f"{body['total'] - body['failed']}/{body['total']} passed")
+    if not body["passed"]:
+        raise typer.Exit(1)
+
+
+@rules_app.command("lint")
+def lint_rules(
+    path: str | None = typer.Argument(None, help="Rules file; the stored ruleset if omitted."),
+    file: str | None = FileOption,
+    teams: str | None = typer.Option(
+        None, "--teams", help="Comma-separated known teams (offline unknown-team check)."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Unreachable, shadowed and never-matching rules, unknown teams. Offline for a file."""
+    source = file or path
+    if source is not None:
+        known = {t.strip() for t in teams.split(",") if t.strip()} if teams else None
+        findings = lint(_local_rules(source), teams=known)
+    else:
+        findings = ApiClient("router", token).post("/v1/rules/lint")["findings"]
+    if as_json:
+        print_json({"findings": findings})
+    elif findings:
+        print_table(findings, ["severity", "kind", "rule", "message"])
+    else:
+        console.print("no findings")
+    failing = [f for f in findings if strict or f["severity"] == "error"]
+    if failing:
+        raise typer.Exit(1)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this domain's commands to ``app``."""
+    """Add the ``rules`` group to ``app``."""
+    app.add_typer(rules_app, name="rules")

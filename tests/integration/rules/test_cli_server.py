@@ -1,0 +1,116 @@
+"""The CLI against a real HTTP server: apply with diff, list, get, explain, test, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from typer.testing import CliRunner
+
+from services.cli.main import app as cli
+from services.router.rules.api import build_rules_api
+from services.router.rules.store import RulesStore
+from services.tokens.testing import issue_token, test_settings
+from services.tokens.validator import build_validator
+from shared.http import install_error_handlers
+from shared.redis import make_redis
+from tests.integration.rules._fixtures import add_teams
+
+pytestmark = pytest.mark.redis
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(redis_url: str, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_redis(redis_url)  # bound to the server thread's own event loop
+        app.state.rules_store = RulesStore(client)
+        app.state.validator = build_validator(test_settings(redis_url), client)
+        yield
+        await client.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(build_rules_api())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "test server did not start"
+        time.sleep(0.02)
+    return server, thread
+
+
+@pytest.fixture
+def server_url(redis_url: str) -> Iterator[str]:
+    port = _free_port()
+    server, thread = _serve(redis_url, port)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+async def test_cli_round_trip(
+    redis: Redis, redis_url: str, server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_teams(redis)
+    token, _ = await issue_token(redis, test_settings(redis_url), kind="global")
+    monkeypatch.setenv("ALERTYARD_ROUTER_URL", server_url)
+    monkeypatch.setenv("ALERTYARD_TOKEN", token)
+    rules = str(EXAMPLES / "rules.yaml")
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli, ["rules", *args])
+        return result.exit_code, result.output
+
+    # CliRunner blocks; run it off the event loop the fixtures' Redis client lives on.
+    code, out = await asyncio.to_thread(run, "apply", "-f", rules, "--dry-run")
+    assert code == 0, out
+    assert "+ payments-critical" in out
+    assert "dry run" in out
+    code, out = await asyncio.to_thread(run, "apply", rules, "--yes", "--json")
+    assert code == 0, out
+    assert json.loads(out)["version"] == 1
+    assert token not in out
+
+    code, out = await asyncio.to_thread(run, "list", "--json")
+    assert json.loads(out)["rules"][0]["name"] == "security-auth-watch"
+    code, out = await asyncio.to_thread(run, "get", "payments-critical", "--json")
+    assert json.loads(out)["rule"]["owner_team"] == "payments"
+
+    cases = str(EXAMPLES / "rules-tests.yaml")
+    code, out = await asyncio.to_thread(run, "test", "-f", cases)
+    assert code == 0, out
+    code, out = await asyncio.to_thread(
+        run, "explain", "--alert", '{"service": "checkout", "labels": {"env": "prod"}}', "--json"
+    )
+    assert json.loads(out)["teams"] == ["payments"]
+
+    code, out = await asyncio.to_thread(run, "delete", "payments-critical", "--yes", "--json")
+    assert code == 0, out
+    assert json.loads(out)["version"] == 2
+    code, out = await asyncio.to_thread(run, "test", "-f", cases)
+    assert code == 1  # the payments cases now fail
+    code, out = await asyncio.to_thread(run, "get", "nope")
+    assert code == 1
+    assert "no rule with id or name 'nope'" in out

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["ApiClient", "JsonOption", "TokenOption", "console", "fail", "print_json", "print_table"]
@@ -34,7 +35,8 @@ DEFAULT_URLS = {
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # The message is data (it may contain "[code, HTTP 404]"), not rich markup.
+    err_console.print("[bold red]error:[/] " + escape(message))
     raise typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from services.audit import metrics
@@ -23,6 +23,9 @@ from shared.logging import get_logger
 __all__ = ["AuditConsumer"]
 
 log = get_logger(__name__)
+
+_Rejected = tuple[str, int, int, bytes | None, bytes | None, Rejected]
+"""A record kept out of the chain: topic, partition, offset, key, value, why."""
 
 
 class AuditConsumer:
@@ -67,35 +70,20 @@ class AuditConsumer:
                 metrics.CHECKPOINTS.inc()
             return 0
         started = time.perf_counter()
-        events: list[Event] = []
-        rejected: list[tuple[str, int, int, bytes | None, bytes | None, Rejected]] = []
-        offsets: dict[TopicPartition, int] = {}
-        count = 0
-        for tp, records in batches.items():
-            for record in records:
-                count += 1
-                decoded = decode_event(record.value)
-                if isinstance(decoded, Event):
-                    events.append(decoded)
-                else:
-                    rejected.append(
-                        (tp.topic, tp.partition, record.offset, record.key, record.value, decoded)
-                    )
-            if records:
-                offsets[tp] = records[-1].offset + 1
-        if rejected:
-            await asyncio.to_thread(self._quarantine.add, rejected)
-            for entry in rejected:
-                metrics.QUARANTINED.labels(entry[5].reason).inc()
-                log.warning(
-                    "audit_event_quarantined",
-                    topic=entry[0],
-                    partition=entry[1],
-                    offset=entry[2],
-                    reason=entry[5].reason,
-                    detail=entry[5].detail,
-                )
-        result = await asyncio.to_thread(self._log.append, events)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+        # Decoding and appending run off the event loop, so the fetcher keeps prefetching.
+        result, rejected = await asyncio.to_thread(self._process, batches)
+        count = sum(len(records) for records in batches.values())
+        for entry in rejected:
+            metrics.QUARANTINED.labels(entry[5].reason).inc()
+            log.warning(
+                "audit_event_quarantined",
+                topic=entry[0],
+                partition=entry[1],
+                offset=entry[2],
+                reason=entry[5].reason,
+                detail=entry[5].detail,
+            )
         metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
         committed = await self._commit(offsets)
         self._observe(result)
@@ -112,6 +100,25 @@ class AuditConsumer:
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return count
+
+    def _process(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> tuple[AppendResult, list[_Rejected]]:
+        """Decode, quarantine the bad ones (fsynced), append the rest (fsynced)."""
+        events: list[Event] = []
+        rejected: list[_Rejected] = []
+        for tp, records in batches.items():
+            for record in records:
+                decoded = decode_event(record.value)
+                if isinstance(decoded, Event):
+                    events.append(decoded)
+                else:
+                    rejected.append(
+                        (tp.topic, tp.partition, record.offset, record.key, record.value, decoded)
+                    )
+        if rejected:
+            self._quarantine.add(rejected)
+        return self._log.append(events), rejected
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """Commit after the write is durable. A rebalance may refuse it: the records come again

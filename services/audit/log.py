@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
 from services.audit.errors import LogCorruptError, LogLockedError
 from services.audit.gaps import Gap, GapTracker
-from services.audit.records import GENESIS_HASH, encode_record, parse_line
+from services.audit.records import GENESIS_HASH, encode_record, event_document, parse_line
 from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
 from shared.events import Event
 from shared.logging import get_logger
@@ -153,7 +153,7 @@ class AuditLog:
                 duplicates += 1
                 continue
             seq += 1
-            line, head = encode_record(seq, event.model_dump(mode="json"), head)
+            line, head = encode_record(seq, event_document(event), head)
             pending.append(line)
             batch_ids.add(event.id)
             new_ids.append(event.id)

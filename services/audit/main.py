@@ -81,6 +81,7 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         topic,
         group_id=settings.group_id,
         max_poll_records=settings.batch_max_records,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     redis = make_redis(settings.redis_url)
     validator = build_validator(

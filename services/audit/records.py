@@ -17,11 +17,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from shared.events import Event
+
 __all__ = [
     "GENESIS_HASH",
     "ParsedLine",
     "canonical_json",
     "encode_record",
+    "event_document",
     "parse_line",
 ]
 
@@ -39,6 +42,41 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
+
+
+def event_document(event: Event) -> dict[str, Any]:
+    """``event.model_dump(mode="json")``, built directly (about twice as fast on the hot path).
+
+    Falls back to pydantic when ``data`` holds anything JSON cannot carry as is; a unit test
+    keeps the two equal.
+    """
+    actor = event.actor
+    doc = {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "sequence": event.sequence,
+        "time": event.time.isoformat().replace("+00:00", "Z"),
+        "actor": {"user_id": actor.user_id, "token_id": actor.token_id, "kind": actor.kind},
+        "subject": event.subject,
+        "data": event.data,
+    }
+    if not _json_native(event.data):
+        return event.model_dump(mode="json")
+    return doc
+
+
+def _json_native(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return value == value and value not in (float("inf"), float("-inf"))  # no NaN/inf
+    if kind is dict:
+        return all(type(k) is str and _json_native(v) for k, v in value.items())
+    if kind is list:
+        return all(_json_native(v) for v in value)
+    return False
 
 
 def encode_record(seq: int, event: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:

@@ -49,7 +49,9 @@ class Pipeline:
         timeout_s: float = 30.0,
     ) -> AuditConsumer:
         """Run the real consume/append/commit loop until ``done`` holds (or fail)."""
-        kafka = make_consumer(self.bootstrap, self.topic, group_id=group or self.group)
+        kafka = make_consumer(
+            self.bootstrap, self.topic, group_id=group or self.group, fetch_max_wait_ms=50
+        )
         await kafka.start()
         consumer = AuditConsumer(audit_log, kafka, Quarantine(self.log_dir), poll_timeout_ms=200)
         try:

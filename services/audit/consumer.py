@@ -57,6 +57,15 @@ class AuditConsumer:
 
     async def run(self) -> None:
         metrics.HEAD_SEQ.set(self._log.head_seq)
+        for state in self._log.gaps.snapshot():  # gaps already in the log stay visible
+            metrics.MISSING.labels(state.source).set(state.missing_count)
+            if state.missing_count:
+                log.warning(
+                    "audit_sequence_gaps_open",
+                    source=state.source,
+                    missing=state.missing_count,
+                    ranges=str(state.missing[:10]),
+                )
         while not self._stopping.is_set():
             await self.step()
 

@@ -123,6 +123,22 @@ async def test_token_lifecycle_through_the_api_is_audited(
             )
             assert [r["seq"] for r in about.json()["records"]] == [r["seq"] for r in records]
 
+            paged: list[int] = []
+            cursor: str | None = None
+            while True:
+                params: dict[str, str | int] = {"actor": admin.user_id, "limit": 2}
+                if cursor:
+                    params["cursor"] = cursor
+                page = (
+                    await audit_api.get("/v1/audit/events", params=params, headers=reader)
+                ).json()
+                paged.extend(r["seq"] for r in page["records"])
+                if (cursor := page["next_cursor"]) is None:
+                    break
+            assert paged == [r["seq"] for r in records]
+            bad = await audit_api.get("/v1/audit/events", params={"cursor": "x"}, headers=reader)
+            assert (bad.status_code, bad.json()["code"]) == (422, "audit_invalid_cursor")
+
             gaps = (await audit_api.get("/v1/audit/gaps", headers=reader)).json()
             assert gaps["missing_total"] == 0
             verified = (await audit_api.get("/v1/audit/verify", headers=reader)).json()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from shared.errors import AlertyardError, ConflictError, ValidationFailedError
+from shared.errors import AlertyardError, ConflictError, UnavailableError, ValidationFailedError
 
-__all__ = ["InvalidCursorError", "LogCorruptError", "LogLockedError", "SigningKeyError"]
+__all__ = [
+    "InvalidCursorError",
+    "LogCorruptError",
+    "LogLockedError",
+    "LogWriteFailedError",
+    "SigningKeyError",
+]
 
 
 class LogLockedError(ConflictError):
@@ -17,6 +23,12 @@ class LogCorruptError(AlertyardError):
     """The log on disk cannot be appended to safely (a record in the middle does not parse)."""
 
     code = "audit_log_corrupt"
+
+
+class LogWriteFailedError(UnavailableError):
+    """A write or fsync failed part-way; the writer stops so a restart can recover from disk."""
+
+    code = "audit_log_write_failed"
 
 
 class SigningKeyError(AlertyardError):

@@ -25,7 +25,7 @@ from typing import Self
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
-from services.audit.errors import LogCorruptError, LogLockedError
+from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFailedError
 from services.audit.gaps import Gap, GapTracker
 from services.audit.records import GENESIS_HASH, encode_record, event_document, parse_line
 from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
@@ -159,8 +159,18 @@ class AuditLog:
             new_ids.append(event.id)
             if gap := self.gaps.observe(event.source, event.sequence):
                 gaps.append(gap)
+        if not self._ready:
+            raise LogWriteFailedError("the log is closed or a previous write failed; restart")
         if pending:
-            self._write(pending, first_seq)
+            try:
+                self._write(pending, first_seq)
+            except OSError as exc:
+                # Part of the batch may be on disk: stop appending after a torn state; a restart
+                # rebuilds the head from disk and Kafka redelivers the uncommitted batch.
+                self._ready = False
+                raise LogWriteFailedError(
+                    f"writing the log failed ({exc.__class__.__name__}); restart to recover"
+                ) from exc
             self.head_seq, self.head_hash = seq, head
             self._ids.update(new_ids)
         checkpointed = self.maybe_checkpoint()
@@ -189,14 +199,20 @@ class AuditLog:
         path = self.directory / CHECKPOINT_FILE
         created = not path.exists()
         line = encode_checkpoint(self._key, seq=self.head_seq, head_hash=self.head_hash)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            _write_all(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.directory)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                fsync_dir(self.directory)
+        except OSError as exc:
+            self._ready = False  # a torn checkpoint line is cut at the next start
+            raise LogWriteFailedError(
+                f"writing a checkpoint failed ({exc.__class__.__name__}); restart to recover"
+            ) from exc
         self._checkpoint_seq = self.head_seq
         self._checkpoint_at = time.monotonic()
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.audit.checkpoints import CHECKPOINT_FILE, read_checkpoints
-from services.audit.errors import LogCorruptError, LogLockedError
+from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFailedError
 from services.audit.records import GENESIS_HASH, canonical_json, event_document
 from services.audit.segments import list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
@@ -167,3 +167,30 @@ def test_gaps_are_rebuilt_from_disk(tmp_path: Path) -> None:
 def test_fast_event_document_equals_pydantic(data: dict[str, Any], when: datetime) -> None:
     item = event(1, data=data, time=when)
     assert event_document(item) == item.model_dump(mode="json")
+
+
+def test_a_failed_write_stops_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    audit_log, _ = open_log(tmp_path)
+    audit_log.append([event(1)])
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("services.audit.log.os.fsync", disk_full)
+    with pytest.raises(LogWriteFailedError):
+        audit_log.append([event(2)])
+    monkeypatch.undo()
+    with pytest.raises(LogWriteFailedError):
+        audit_log.append([event(3)])  # no appending after a torn state
+    audit_log.close()
+
+    audit_log, _ = open_log(tmp_path)  # a restart recovers from what is on disk
+    try:
+        again = audit_log.append([event(2), event(3)])  # Kafka redelivers the failed batch
+        # Event 2 reached the file before the failing fsync: it is kept and skipped now.
+        assert (again.duplicates, again.appended) == (1, 1)
+    finally:
+        audit_log.close()
+    report = verify_log(tmp_path, load_public_key(tmp_path / PUBLIC_KEY_FILE))
+    assert report.ok, report.problems
+    assert report.head_seq == 3

@@ -60,7 +60,7 @@ def build_audit_api() -> APIRouter:
     async def verify(request: Request, _: Reader) -> VerifyReport:
         directory: Path = request.app.state.log_dir
         public_key: Ed25519PublicKey = request.app.state.public_key
-        return await asyncio.to_thread(verify_log, directory, public_key)
+        return await asyncio.to_thread(verify_log, directory, public_key, live=True)
 
     @router.get("/gaps", summary="Missing per-source sequence numbers (lost events)")
     async def gaps(request: Request, _: Reader) -> GapsReport:

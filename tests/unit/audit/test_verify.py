@@ -122,6 +122,9 @@ def test_torn_last_record(log_dir: Path) -> None:
     path, lines, _ = _locate(log_dir, COUNT)
     path.write_bytes(b"".join(lines[:-1]) + lines[-1][:50])
     assert _first_problem(_verify(log_dir)) == ("torn_tail", COUNT)
+    # On a live log the same bytes are a write in flight: verified up to the record before.
+    live = verify_log(log_dir, load_public_key(log_dir / PUBLIC_KEY_FILE), live=True)
+    assert (live.head_seq, live.problems[0].kind) == (COUNT - 1, "truncated")  # 60 was signed
 
 
 def test_rewritten_history_is_caught_by_the_checkpoints(log_dir: Path) -> None:

@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
 from services.router.authn import authenticate_batch
-from services.router.decisions import Decision, DecisionWriter, Placement
+from services.router.decisions import DecisionRecord, DecisionWriter, decision_record
 from services.router.intake import inspect_record
 from services.router.metrics import RouterMetrics
 from services.router.plan import BatchPlan, plan_batch
@@ -37,6 +37,8 @@ from shared.settings import RouterSettings
 __all__ = ["AlertRouter", "BatchResult"]
 
 log = get_logger(__name__)
+
+_STAGES = ("inspect_ms", "auth_ms", "plan_ms", "publish_ms", "decide_ms", "commit_ms")
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -133,6 +135,7 @@ class AlertRouter:
         self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
         self._consumer.subscribe([s.topics.alerts], listener=_Rebalance(self))
         await self._consumer.start()
+        self.decisions.start()
 
     async def run(self) -> None:
         """Route batches until :meth:`stop`; the batch in hand is always finished first."""
@@ -149,7 +152,6 @@ class AlertRouter:
                     max_records=self.settings.batch_max_records,
                 )
                 if not batch:
-                    await self.decisions.flush()
                     self.metrics.decisions_buffered.set(self.decisions.buffered)
                     continue
                 async with self.batch_lock:
@@ -162,7 +164,7 @@ class AlertRouter:
         self._stopping.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), timeout=self.settings.shutdown_drain_s)
-        await self.decisions.flush()
+        await self.decisions.stop()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -198,18 +200,28 @@ class AlertRouter:
             for r in records
         ]
         tokens = [i.token for i in inbounds if i.token is not None and i.rejection is None]
+        marks = [time.perf_counter()]
         auth = await authenticate_batch(
             self._validator, tokens, max_backoff_s=self.settings.publish_retry_max_backoff_s
         )
         ruleset = self._ruleset.current
+        marks.append(time.perf_counter())
         plan = plan_batch(inbounds, auth, ruleset, self.settings.topics)
+        marks.append(time.perf_counter())
         metadata = await publisher.publish(plan.messages)
+        marks.append(time.perf_counter())
         routed_at = datetime.now(UTC)
+        # Lookups are written in the background: routing does not wait for Redis.
         self.decisions.add(_decisions(plan, metadata, received_at, routed_at))
-        await self.decisions.flush()
+        marks.append(time.perf_counter())
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         await self._commit(consumer, offsets)
-        result = self._account(plan, len(inbounds), ruleset.version, started)
+        marks.append(time.perf_counter())
+        stages = {
+            name: round((b - a) * 1000, 2)
+            for name, a, b in zip(_STAGES, [started, *marks], marks, strict=False)
+        }
+        result = self._account(plan, len(inbounds), ruleset.version, started, stages)
         self._update_lag(consumer, offsets)
         return result
 
@@ -224,7 +236,14 @@ class AlertRouter:
             # A later batch's commit covers these offsets; until then they may be re-read.
             log.warning("commit_failed", error=repr(exc))
 
-    def _account(self, plan: BatchPlan, records: int, version: int, started: float) -> BatchResult:
+    def _account(
+        self,
+        plan: BatchPlan,
+        records: int,
+        version: int,
+        started: float,
+        stages: dict[str, float],
+    ) -> BatchResult:
         m = self.metrics
         result = BatchResult()
         result.records = records
@@ -264,6 +283,7 @@ class AlertRouter:
             ruleset_version=version,
             decisions_buffered=self.decisions.buffered,
             duration_ms=round(elapsed * 1000, 2),
+            **stages,
         )
         return result
 
@@ -283,12 +303,15 @@ def _decisions(
     metadata: Sequence[RecordMetadata],
     received_at: datetime,
     routed_at: datetime,
-) -> list[Decision]:
-    decisions = []
+) -> list[DecisionRecord]:
+    records = []
+    received_iso, routed_iso = received_at.isoformat(), routed_at.isoformat()
+    received_ms = int(received_at.timestamp() * 1000)
     for planned in plan.accepted:
         alert = planned.alert
-        decisions.append(
-            Decision(
+        inbound = planned.inbound
+        records.append(
+            decision_record(
                 alert_id=alert.id,
                 outcome="routed" if planned.teams else "unrouted",
                 alert_status=alert.status.value,
@@ -299,19 +322,14 @@ def _decisions(
                 ruleset_version=planned.ruleset_version,
                 fallback=planned.fallback,
                 token_id=planned.principal.token_id,
-                received_at=received_at,
-                routed_at=routed_at,
-                source_topic=planned.inbound.topic,
-                source_partition=planned.inbound.partition,
-                source_offset=planned.inbound.offset,
-                published=tuple(
-                    Placement(
-                        topic=metadata[i].topic,
-                        partition=metadata[i].partition,
-                        offset=metadata[i].offset,
-                    )
+                received_at=received_iso,
+                routed_at=routed_iso,
+                received_ms=received_ms,
+                source=(inbound.topic, inbound.partition, inbound.offset),
+                published=[
+                    (metadata[i].topic, metadata[i].partition, metadata[i].offset)
                     for i in planned.message_indexes
-                ),
+                ],
             )
         )
-    return decisions
+    return records

@@ -95,17 +95,16 @@ def _schema_rejection(exc: ValidationError) -> Rejection:
 def _fill_defaults(
     alert: Alert, topic: str, partition: int, offset: int, timestamp_ms: int
 ) -> Alert:
-    """Derive missing ``id`` / ``starts_at`` from the record, not from the clock.
+    """Derive a missing ``id`` (and then ``starts_at``) from the record, not from the clock.
 
     A redelivered record then yields the same alert id, so consumers can dedupe on it.
     """
-    given = alert.model_fields_set
-    update: dict[str, Any] = {}
-    if "id" not in given:
-        alert_id = uuid.uuid5(_ID_NAMESPACE, f"{topic}/{partition}/{offset}").hex
-        update["id"] = alert_id
-        if "dedup_key" not in given or not alert.dedup_key or alert.dedup_key == alert.id:
-            update["dedup_key"] = alert_id
-    if "starts_at" not in given and timestamp_ms > 0:
+    if "id" in alert.model_fields_set:
+        return alert  # the common case: nothing to fill, the original bytes are published
+    alert_id = uuid.uuid5(_ID_NAMESPACE, f"{topic}/{partition}/{offset}").hex
+    update: dict[str, Any] = {"id": alert_id}
+    if alert.dedup_key == alert.id:  # defaulted to the generated id
+        update["dedup_key"] = alert_id
+    if "starts_at" not in alert.model_fields_set and timestamp_ms > 0:
         update["starts_at"] = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-    return alert.model_copy(update=update) if update else alert
+    return alert.model_copy(update=update)

@@ -16,10 +16,10 @@ from services.router.ports import CompiledRulesetView
 from services.router.rejects import Rejection
 from shared.alert import Alert
 from shared.auth import Permission, Principal, TokenKind
-from shared.headers import RejectedHeaders, RoutedHeaders
+from shared.headers import RejectedHeaders
 from shared.settings import TopicSettings
 
-__all__ = ["BatchPlan", "OutMessage", "PlannedAlert", "plan_batch"]
+__all__ = ["BatchPlan", "OutMessage", "PlannedAlert", "plan_batch", "routed_headers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,24 +88,49 @@ def plan_batch(
             ruleset_version=decision.ruleset_version,
             fallback=decision.fallback,
         )
-        value = alert.to_bytes()
+        # The producer's bytes go out untouched unless the router filled in or stamped a field.
+        value = inbound.value if alert is inbound.alert else alert.to_bytes()
         key = alert.kafka_key()
+        common = routed_headers(
+            alert_id=alert.id,
+            rule_ids=planned.rule_ids,
+            ruleset_version=planned.ruleset_version,
+            token_id=principal.token_id,
+            source=(inbound.topic, inbound.partition, inbound.offset),
+        )
         for team in planned.teams or ("",):
-            headers = RoutedHeaders(
-                alert_id=alert.id,
-                team=team,
-                rule_ids=planned.rule_ids,
-                ruleset_version=planned.ruleset_version,
-                token_id=principal.token_id,
-                source_topic=inbound.topic,
-                source_partition=inbound.partition,
-                source_offset=inbound.offset,
-            )
             topic = topics.team_topic(team) if team else topics.unrouted
             planned.message_indexes.append(len(plan.messages))
-            plan.messages.append(OutMessage(topic, key, value, headers.to_kafka()))
+            headers = [*common, (_TEAM_HEADER, team.encode())]
+            plan.messages.append(OutMessage(topic, key, value, headers))
         plan.accepted.append(planned)
     return plan
+
+
+_TEAM_HEADER = "alertyard-team"
+
+
+def routed_headers(
+    *,
+    alert_id: str,
+    rule_ids: tuple[str, ...],
+    ruleset_version: int,
+    token_id: str,
+    source: tuple[str, int, int],
+) -> list[tuple[str, bytes]]:
+    """:class:`RoutedHeaders` without the team header, built without a pydantic model.
+
+    Equivalent to ``RoutedHeaders(...).to_kafka()`` (a unit test holds them equal); building
+    the model costs more than the rest of the plan on the hot path. The caller adds the team.
+    """
+    topic, partition, offset = source
+    return [
+        ("alertyard-alert-id", alert_id.encode()),
+        ("alertyard-rule-ids", ",".join(rule_ids).encode()),
+        ("alertyard-ruleset-version", str(ruleset_version).encode()),
+        ("alertyard-token-id", token_id.encode()),
+        ("alertyard-source", f"{topic}/{partition}/{offset}".encode()),
+    ]
 
 
 def _accept(

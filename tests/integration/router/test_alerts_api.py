@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.router.api import build_alerts_api
-from services.router.decisions import Decision, DecisionStore, Placement
+from services.router.decisions import Decision, DecisionRecord, DecisionStore, Placement
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.redis
 BASE = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def decision(n: int, team: str | None, *, status: str = "firing") -> Decision:
+def decision(n: int, team: str | None, *, status: str = "firing") -> DecisionRecord:
     at = BASE + timedelta(seconds=n // 3)  # several decisions share a millisecond
     return Decision(
         alert_id=f"a{n:03d}",
@@ -41,7 +41,7 @@ def decision(n: int, team: str | None, *, status: str = "firing") -> Decision:
         source_partition=0,
         source_offset=n,
         published=(Placement(topic=f"alerts.team.{team or 'none'}", partition=0, offset=n),),
-    )
+    ).to_record()
 
 
 @pytest.fixture

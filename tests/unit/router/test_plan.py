@@ -4,7 +4,7 @@ import json
 
 from services.router.authn import AuthOutcome
 from services.router.intake import Inbound, inspect_record
-from services.router.plan import plan_batch
+from services.router.plan import plan_batch, routed_headers
 from shared.alert import Alert
 from shared.auth import Permission, TokenKind
 from shared.headers import RejectedHeaders, RoutedHeaders
@@ -96,3 +96,28 @@ def test_an_evaluation_bug_rejects_one_alert_and_keeps_going() -> None:
     )
     assert [m.topic for m in plan.messages] == ["t.rejected", "t.team.frontend"]
     assert RejectedHeaders.from_kafka(plan.messages[0].headers).reason == "evaluation_error"
+
+
+def test_fast_routed_headers_match_the_contract() -> None:
+    contract = RoutedHeaders(
+        alert_id="a1",
+        team="dba",
+        rule_ids=("r1", "r2"),
+        ruleset_version=4,
+        token_id="tok",
+        source_topic="alerts",
+        source_partition=2,
+        source_offset=9,
+    )
+    fast = [
+        *routed_headers(
+            alert_id="a1",
+            rule_ids=("r1", "r2"),
+            ruleset_version=4,
+            token_id="tok",
+            source=("alerts", 2, 9),
+        ),
+        ("alertyard-team", b"dba"),
+    ]
+    assert sorted(fast) == sorted(contract.to_kafka())
+    assert RoutedHeaders.from_kafka(fast) == contract

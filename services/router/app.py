@@ -1,0 +1,46 @@
+"""The router's HTTP app: alert lookups, the rules API, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from services.router.api import build_alerts_api
+from services.router.decisions import DecisionStore
+from services.router.metrics import RouterMetrics
+from services.router.ports import RulesetSource
+from services.router.rules.api import build_rules_api
+from shared.auth import TokenValidator
+from shared.http import add_operational_routes, install_error_handlers
+
+__all__ = ["build_app"]
+
+
+def build_app(
+    *,
+    validator: TokenValidator,
+    rules_store: object,
+    ruleset: RulesetSource,
+    decision_store: DecisionStore,
+    metrics: RouterMetrics,
+    partitions_assigned: Callable[[], bool],
+) -> FastAPI:
+    """Wire the router's dependencies onto ``app.state`` and mount its routes."""
+    app = FastAPI(
+        title="alertyard router",
+        summary="Routes alerts to team topics; looks up routing decisions; manages rules.",
+        version="0.1.0",
+    )
+    app.state.validator = validator
+    app.state.rules_store = rules_store
+    app.state.decision_store = decision_store
+    install_error_handlers(app)
+
+    async def readiness() -> dict[str, bool]:
+        return {"partitions_assigned": partitions_assigned(), "ruleset_loaded": ruleset.loaded}
+
+    add_operational_routes(app, readiness=readiness, registry=metrics.registry)
+    app.include_router(build_alerts_api())
+    app.include_router(build_rules_api())
+    return app

@@ -1,0 +1,130 @@
+"""``alertyard serve router``: the consumer, the HTTP API, the token-cache listener, the live
+ruleset and the rules outbox relay, in one process; SIGTERM/SIGINT drain and stop them all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from prometheus_client import REGISTRY
+
+from services.router.app import build_app
+from services.router.decisions import DecisionStore, DecisionWriter
+from services.router.engine import AlertRouter
+from services.router.metrics import RouterMetrics
+from services.router.rules.live import LiveRuleset
+from services.router.rules.store import RulesStore
+from services.tokens.validator import build_validator
+from shared.kafka import make_producer, wait_for_kafka
+from shared.logging import configure_logging, get_logger
+from shared.outbox import OutboxRelay
+from shared.redis import make_redis
+from shared.settings import RouterSettings, TokensSettings
+
+__all__ = ["serve"]
+
+log = get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops everything together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve() -> None:
+    """Run the router until SIGTERM/SIGINT (settings from ``ALERTYARD_*``)."""
+    settings = RouterSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run_router(settings))
+
+
+async def run_router(settings: RouterSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    await wait_for_kafka(settings.kafka_bootstrap_servers)
+    redis = make_redis(settings.redis_url)
+    tokens_settings = TokensSettings(
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers, redis_url=settings.redis_url
+    )
+    validator = build_validator(tokens_settings, redis)
+    rules_store = RulesStore(redis)
+    live = LiveRuleset(rules_store)
+    metrics = RouterMetrics(REGISTRY)  # the process registry: rules gauges live there too
+    decision_store = DecisionStore(redis, retention_s=settings.decision_retention_s)
+    writer = DecisionWriter(decision_store, max_buffered=settings.decision_buffer_max)
+    router = AlertRouter(
+        settings, validator=validator, ruleset=live, decisions=writer, metrics=metrics
+    )
+    relay_producer = make_producer(settings.kafka_bootstrap_servers)
+    relay = OutboxRelay(
+        redis,
+        relay_producer,
+        source="rules",
+        topic=settings.topics.audit,
+        owner=f"router-{socket.gethostname()}-{os.getpid()}",
+    )
+    app = build_app(
+        validator=validator,
+        rules_store=rules_store,
+        ruleset=live,
+        decision_store=decision_store,
+        metrics=metrics,
+        partitions_assigned=lambda: bool(router.assigned),
+    )
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+
+    await validator.start()
+    await live.start()
+    await relay_producer.start()
+    await router.start()
+    tasks = {
+        asyncio.create_task(router.run(), name="router"),
+        asyncio.create_task(relay.run(), name="rules-outbox-relay"),
+        asyncio.create_task(server.serve(), name="http"),
+        asyncio.create_task(stop.wait(), name="signal"),
+    }
+    log.info(
+        "router_started",
+        alerts_topic=settings.topics.alerts,
+        group_id=settings.group_id,
+        http=f"{settings.http_host}:{settings.http_port}",
+    )
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("router_task_failed", task=task.get_name(), error=repr(task.exception()))
+    finally:
+        log.info("router_stopping")
+        server.should_exit = True
+        relay.stop()
+        await router.stop()  # drains the batch in hand, commits, closes the clients
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await relay_producer.stop()
+        await live.stop()
+        await validator.stop()
+        await redis.aclose()
+        log.info("router_stopped")

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.router.decisions import (
+    Decision,
+    Placement,
+    decision_record,
+    decode_cursor,
+    encode_cursor,
+)
+
+
+def test_fast_decision_record_matches_the_model() -> None:
+    at = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    fast = decision_record(
+        alert_id="a1",
+        outcome="routed",
+        alert_status="firing",
+        severity="critical",
+        dedup_key="d1",
+        teams=("dba", "sre"),
+        rule_ids=("r1",),
+        ruleset_version=3,
+        fallback=False,
+        token_id="tok",
+        received_at=at,
+        routed_at=at.isoformat(),
+        received_ms=int(at.timestamp() * 1000),
+        source=("alerts", 1, 2),
+        published=[("t.dba", 0, 5), ("t.sre", 1, 6)],
+    )
+    model = Decision(
+        alert_id="a1",
+        outcome="routed",
+        alert_status="firing",
+        severity="critical",
+        dedup_key="d1",
+        teams=("dba", "sre"),
+        rule_ids=("r1",),
+        ruleset_version=3,
+        fallback=False,
+        token_id="tok",
+        received_at=at,
+        routed_at=at,
+        source_topic="alerts",
+        source_partition=1,
+        source_offset=2,
+        published=(
+            Placement(topic="t.dba", partition=0, offset=5),
+            Placement(topic="t.sre", partition=1, offset=6),
+        ),
+    )
+    assert Decision.model_validate_json(fast.body) == model
+    slow = model.to_record()
+    assert (fast.alert_id, fast.member, fast.scopes) == (slow.alert_id, slow.member, slow.scopes)
+    assert fast.scopes == ("all", "team:dba", "team:sre")
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    member = "1900000000000:alert-1"
+    assert decode_cursor(encode_cursor(member)) == member
+    with pytest.raises(ValueError, match="cursor"):
+        decode_cursor(encode_cursor("nonsense"))

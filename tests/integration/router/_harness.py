@@ -143,3 +143,29 @@ class Collector:
 
     def by_key(self, topic: str, key: bytes) -> list[Record]:
         return [r for r in self.records.get(topic, []) if r.key == key]
+
+
+async def seed_rules_and_token(redis: Any, tokens: Any, ruleset: Any) -> str:
+    """Teams, the stored ruleset (through the real rules store) and a publish token."""
+    from services.router.rules.store import RulesStore
+    from services.tokens.service import TokenService
+    from services.tokens.testing import issue_token
+    from shared.auth import Permission
+
+    service = TokenService(redis, tokens)
+    for team in sorted(ruleset.teams()):
+        await service.create_team(name=team, actor=None)
+    await RulesStore(redis).apply(ruleset, principal=None)
+    raw, _ = await issue_token(
+        redis, tokens, kind="global", permissions=[Permission.alerts_publish]
+    )
+    return raw
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,149 @@
+"""kill -9 of ``alertyard serve router`` mid-stream, restart: every alert reaches its team topic
+at least once (duplicates only from the uncommitted batches)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from services.router.rules.model import Ruleset
+from services.tokens.testing import test_settings
+from tests.integration.router._harness import (
+    AlertSender,
+    Collector,
+    alert_body,
+    free_port,
+    router_settings,
+    seed_rules_and_token,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[3]
+RULESET = Ruleset.model_validate(
+    {
+        "rules": [
+            {
+                "name": "databases",
+                "owner_team": "dba",
+                "condition_groups": [
+                    {"conditions": [{"field": "service", "operator": "equals", "value": "db"}]}
+                ],
+                "destinations": ["dba"],
+            },
+            {"name": "rest", "owner_team": "sre", "destinations": ["sre"], "fallback": True},
+        ]
+    }
+)
+TOTAL = 3000
+
+
+def _start_router(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "serve", "router"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _wait_ready(port: int, proc: subprocess.Popen[bytes], within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"router exited with {proc.returncode}")
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("router did not become ready")
+
+
+async def test_kill_9_mid_stream_loses_nothing(
+    kafka_bootstrap: str, redis_url: str, redis: Redis, tmp_path: Path
+) -> None:
+    tokens = test_settings(redis_url)
+    token = await seed_rules_and_token(redis, tokens, RULESET)
+    settings = router_settings(kafka_bootstrap, redis_url)
+    topics = settings.topics
+    port = free_port()
+    env = {
+        **os.environ,
+        "ALERTYARD_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "ALERTYARD_REDIS_URL": redis_url,
+        "ALERTYARD_TOPIC_ALERTS": topics.alerts,
+        "ALERTYARD_TOPIC_TEAM_PREFIX": topics.team_prefix,
+        "ALERTYARD_TOPIC_UNROUTED": topics.unrouted,
+        "ALERTYARD_TOPIC_REJECTED": topics.rejected,
+        "ALERTYARD_TOPIC_AUDIT": topics.audit,
+        "ALERTYARD_TOPIC_PARTITIONS": "3",
+        "ALERTYARD_ROUTER_GROUP_ID": settings.group_id,
+        "ALERTYARD_ROUTER_HTTP_PORT": str(port),
+        "ALERTYARD_ROUTER_BATCH_MAX_RECORDS": "100",
+        "ALERTYARD_TOKENS_HMAC_SECRET": tokens.hmac_secret.get_secret_value(),
+        "ALERTYARD_LOG_FORMAT": "json",
+    }
+    collector = Collector(kafka_bootstrap, [topics.team_topic("dba"), topics.team_topic("sre")])
+    await collector.start()
+    log = tmp_path / "router.log"
+    proc = _start_router(env, log)
+    try:
+        await _wait_ready(port, proc)
+        ids = [uuid.uuid4().hex for _ in range(TOTAL)]
+
+        async def produce() -> None:
+            async with AlertSender(kafka_bootstrap, topics.alerts) as sender:
+                for start in range(0, TOTAL, 100):  # ~2,000 alerts/s, steady
+                    chunk = ids[start : start + 100]
+                    await sender.send_many(
+                        (
+                            (i.encode(), alert_body(id=i, service="db" if n % 2 else "web"))
+                            for n, i in enumerate(chunk, start)
+                        ),
+                        token=token,
+                    )
+                    await asyncio.sleep(0.05)
+
+        producing = asyncio.create_task(produce())
+        await collector.wait_for(lambda: sum(collector.counts().values()) >= TOTAL // 4)
+        proc.send_signal(signal.SIGKILL)  # mid-stream, no chance to drain or commit
+        proc.wait(timeout=10)
+        await producing
+        proc = _start_router(env, log)
+        await _wait_ready(port, proc)
+
+        def received() -> set[str]:
+            return {
+                r.key.decode() for records in collector.records.values() for r in records if r.key
+            }
+
+        await collector.wait_for(lambda: set(ids) <= received(), within=60)
+        total_copies = sum(collector.counts().values())
+        assert total_copies >= TOTAL  # every alert at least once
+        for n, alert_id in enumerate(ids):
+            team = "dba" if n % 2 else "sre"
+            assert collector.by_key(topics.team_topic(team), alert_id.encode()), alert_id
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = -9
+        await collector.stop()
+    assert code == 0, log.read_text()[-3000:]

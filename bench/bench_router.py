@@ -237,7 +237,7 @@ async def _throughput(bootstrap: str, redis_url: str, token: str) -> dict[str, A
 def _serve_router(config: str) -> None:
     """Child process: the router on the given topics until stdin closes."""
     spec = json.loads(config)
-    configure_logging("warning", "json")
+    configure_logging(os.environ.get("BENCH_ROUTER_LOG_LEVEL", "warning"), "json")
 
     async def main() -> None:
         topics = TopicSettings.model_validate(spec["topics"])
@@ -258,6 +258,8 @@ def _serve_router(config: str) -> None:
             validator=validator,
             ruleset=_StaticRuleset(),
             decisions=DecisionWriter(DecisionStore(redis, retention_s=3600), max_buffered=100_000),
+            producer_options=json.loads(os.environ.get("BENCH_PRODUCER_OPTIONS", "{}")),
+            consumer_options=json.loads(os.environ.get("BENCH_CONSUMER_OPTIONS", "{}")),
         )
         await router.start()
         task = asyncio.create_task(router.run())
@@ -287,7 +289,7 @@ async def _latency(bootstrap: str, redis_url: str, token: str) -> dict[str, Any]
         [sys.executable, "-m", "bench.bench_router", "--serve-router", json.dumps(spec)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=None if os.environ.get("BENCH_ROUTER_LOG_LEVEL") else subprocess.DEVNULL,
         text=True,
     )
     try:
@@ -312,6 +314,7 @@ async def _measure_latency(
     await consumer.start()
     await asyncio.sleep(1.0)  # let the reader's partition positions settle before sending
     latencies: list[float] = []
+    sent_at: list[int] = []
     total = LATENCY_RATE * LATENCY_SECONDS
 
     async def read() -> None:
@@ -322,6 +325,7 @@ async def _measure_latency(
                 for r in records:
                     sent = json.loads(r.value)["payload"]["sent_ns"]
                     latencies.append((now - sent) / 1e6)
+                    sent_at.append(sent)
 
     reader = asyncio.create_task(read())
     producer = make_producer(bootstrap, linger_ms=0)
@@ -349,6 +353,14 @@ async def _measure_latency(
     finally:
         await producer.stop()
         await consumer.stop()
+    if os.environ.get("BENCH_DEBUG"):
+        first = min(sent_at)
+        by_second: dict[int, list[float]] = {}
+        for t, lat in zip(sent_at, latencies, strict=True):
+            by_second.setdefault((t - first) // 1_000_000_000, []).append(lat)
+        for second, values in sorted(by_second.items()):
+            values.sort()
+            print(second, len(values), values[len(values) // 2], values[-1], file=sys.stderr)
     ordered = sorted(latencies)
     return {
         "rate_target_per_s": LATENCY_RATE,

@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from services.router.intake import inspect_record
 from services.router.metrics import RouterMetrics
 from services.router.plan import BatchPlan, plan_batch
 from services.router.ports import RulesetSource
-from services.router.publisher import BatchPublisher
+from services.router.publisher import BatchPublisher, Pending
 from services.router.topics import TopicProvisioner
 from shared.auth import TokenValidator
 from shared.kafka import ensure_topics, make_consumer, make_producer
@@ -38,7 +39,7 @@ __all__ = ["AlertRouter", "BatchResult"]
 
 log = get_logger(__name__)
 
-_STAGES = ("inspect_ms", "auth_ms", "plan_ms", "publish_ms", "decide_ms", "commit_ms")
+_STAGES = ("inspect_ms", "auth_ms", "plan_ms", "send_ms", "acks_ms", "decide_ms", "commit_ms")
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -55,13 +56,27 @@ class BatchResult:
         self.rejected: Counter[str] = Counter()
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose records were handed to the producer; acks not yet gathered."""
+
+    batch: Batch
+    plan: BatchPlan
+    pending: Pending
+    received_at: datetime
+    started: float
+    marks: list[float]
+    version: int
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     def __init__(self, router: AlertRouter) -> None:
         self._router = router
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Finish (publish + commit) the batch in hand before the partitions move on.
+        # Finish (publish + commit) the batches in hand before the partitions move on.
         async with self._router.batch_lock:
+            await self._router.drain()
             self._router.assigned = set()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -109,6 +124,8 @@ class AlertRouter:
         )
         self.batches = 0
         self._retries_counted = 0
+        self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue(settings.pipeline_depth)
+        self._rewind: dict[TopicPartition, int] = {}
 
     @property
     def ready(self) -> bool:
@@ -125,7 +142,9 @@ class AlertRouter:
             replication_factor=s.topics.replication_factor,
         )
         await self._topics.ensure(s.topics.team_topic(t) for t in s.provision_teams)
-        self._producer = make_producer(s.kafka_bootstrap_servers, **self._producer_options)
+        producer_options: dict[str, Any] = {"linger_ms": s.producer_linger_ms}
+        producer_options.update(self._producer_options)
+        self._producer = make_producer(s.kafka_bootstrap_servers, **producer_options)
         await self._producer.start()
         self._publisher = BatchPublisher(
             self._producer, self._topics, max_backoff_s=s.publish_retry_max_backoff_s
@@ -138,12 +157,24 @@ class AlertRouter:
         self.decisions.start()
 
     async def run(self) -> None:
-        """Route batches until :meth:`stop`; the batch in hand is always finished first."""
+        """Route batches until :meth:`stop`; every batch in hand is finished first.
+
+        Two stages overlap: while the acks of batch N are awaited and its offsets committed
+        (:meth:`_settle_loop`), batch N+1 is already inspected, planned and handed to the
+        producer. Commits stay in batch order, and a batch is committed only after all of its
+        records were acknowledged.
+        """
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError("call start() before run()")
+        settler = asyncio.create_task(self._settle_loop(consumer), name="router-settle")
         try:
             while not self._stopping.is_set():
+                if settler.done():
+                    break  # the settle stage died: stop rather than route without commits
+                if self._rewind:
+                    await self._apply_rewind(consumer)
+                    continue
                 if not self._ruleset.loaded:
                     await self._wait(0.05)  # no ruleset yet: routing now would misroute
                     continue
@@ -155,12 +186,16 @@ class AlertRouter:
                     self.metrics.decisions_buffered.set(self.decisions.buffered)
                     continue
                 async with self.batch_lock:
-                    await self._route_or_rewind(consumer, batch)
+                    await self._dispatch_or_rewind(batch)
         finally:
+            if not settler.done():
+                await self._inflight.put(None)  # the settle stage finishes what is queued
+            with contextlib.suppress(asyncio.CancelledError):
+                await settler
             self._stopped.set()
 
     async def stop(self) -> None:
-        """Stop consuming, drain the batch in hand (bounded), close the clients."""
+        """Stop consuming, drain the batches in hand (bounded), close the clients."""
         self._stopping.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), timeout=self.settings.shutdown_drain_s)
@@ -170,29 +205,32 @@ class AlertRouter:
         if self._producer is not None:
             await self._producer.stop()
 
+    async def drain(self) -> None:
+        """Wait until every dispatched batch is acknowledged and committed (or rewound)."""
+        await self._inflight.join()
+
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    async def _route_or_rewind(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+    async def _dispatch_or_rewind(self, batch: Batch) -> None:
         try:
-            await self.route_batch(batch)
+            inflight = await self._dispatch(batch)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug or an unforeseen outage: replay the batch, never skip it
             log.exception("batch_failed_rewinding", partitions=len(batch))
-            for tp, records in batch.items():
-                if records and tp in consumer.assignment():
-                    consumer.seek(tp, records[0].offset)
+            self._mark_rewind(batch)
             await self._wait(1.0)
+            return
+        await self._inflight.put(inflight)  # bounded: at most pipeline_depth batches in flight
 
-    async def route_batch(self, batch: Batch) -> BatchResult:
-        """Route one batch end to end and commit its offsets."""
+    async def _dispatch(self, batch: Batch) -> _InFlight:
+        """Stage 1: inspect, authenticate, evaluate, and hand every record to the producer."""
         started = time.perf_counter()
         received_at = datetime.now(UTC)
         publisher = self._publisher
-        consumer = self._consumer
-        if publisher is None or consumer is None:
+        if publisher is None:
             raise RuntimeError("call start() before routing")
         inbounds = [
             inspect_record(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
@@ -208,22 +246,87 @@ class AlertRouter:
         marks.append(time.perf_counter())
         plan = plan_batch(inbounds, auth, ruleset, self.settings.topics)
         marks.append(time.perf_counter())
-        metadata = await publisher.publish(plan.messages)
+        pending = await publisher.enqueue(plan.messages)
         marks.append(time.perf_counter())
-        routed_at = datetime.now(UTC)
-        # Lookups are written in the background: routing does not wait for Redis.
-        self.decisions.add(_decisions(plan, metadata, received_at, routed_at))
-        marks.append(time.perf_counter())
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        return _InFlight(batch, plan, pending, received_at, started, marks, ruleset.version)
+
+    async def _settle_loop(self, consumer: AIOKafkaConsumer) -> None:
+        """Stage 2, in batch order: gather acks, record decisions, commit offsets.
+
+        Batches that queued up while the previous commit was in flight are settled together
+        and committed with one request: under load, commits do not become the bottleneck.
+        """
+        finished = False
+        while not finished:
+            group: list[_InFlight] = []
+            item = await self._inflight.get()
+            taken = 1
+            while item is not None:
+                group.append(item)
+                if self._inflight.empty():
+                    break
+                item = self._inflight.get_nowait()
+                taken += 1
+            finished = item is None
+            try:
+                if self._rewind:  # an earlier batch failed: replay these too
+                    for inflight in group:
+                        self._mark_rewind(inflight.batch)
+                elif group:
+                    await self._settle_group(consumer, group)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # replay from these batches on; never commit past them
+                log.exception("batch_failed_rewinding", batches=len(group))
+                for inflight in group:
+                    self._mark_rewind(inflight.batch)
+            finally:
+                for _ in range(taken):
+                    self._inflight.task_done()
+
+    async def _settle_group(self, consumer: AIOKafkaConsumer, group: list[_InFlight]) -> None:
+        publisher = self._publisher
+        assert publisher is not None  # set by start(), before any dispatch
+        offsets: dict[TopicPartition, int] = {}
+        for inflight in group:
+            plan = inflight.plan
+            metadata = await publisher.settle(plan.messages, inflight.pending)
+            inflight.marks.append(time.perf_counter())
+            # Lookups are written in the background: routing does not wait for Redis.
+            routed_at = datetime.now(UTC)
+            self.decisions.add(_decisions(plan, metadata, inflight.received_at, routed_at))
+            inflight.marks.append(time.perf_counter())
+            for tp, records in inflight.batch.items():
+                if records:
+                    offsets[tp] = max(offsets.get(tp, 0), records[-1].offset + 1)
         await self._commit(consumer, offsets)
-        marks.append(time.perf_counter())
-        stages = {
-            name: round((b - a) * 1000, 2)
-            for name, a, b in zip(_STAGES, [started, *marks], marks, strict=False)
-        }
-        result = self._account(plan, len(inbounds), ruleset.version, started, stages)
+        committed = time.perf_counter()
+        for inflight in group:
+            marks = [*inflight.marks, committed]
+            stages = {
+                name: round((b - a) * 1000, 2)
+                for name, a, b in zip(_STAGES, [inflight.started, *marks], marks, strict=False)
+            }
+            count = sum(len(r) for r in inflight.batch.values())
+            self._account(inflight.plan, count, inflight.version, inflight.started, stages)
         self._update_lag(consumer, offsets)
-        return result
+
+    def _mark_rewind(self, batch: Batch) -> None:
+        for tp, records in batch.items():
+            if records:
+                first = records[0].offset
+                self._rewind[tp] = min(first, self._rewind.get(tp, first))
+
+    async def _apply_rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Seek back to the first record of the oldest failed batch, once nothing is in flight."""
+        async with self.batch_lock:
+            await self.drain()
+            rewind, self._rewind = self._rewind, {}
+            assigned = consumer.assignment()
+            for tp, offset in rewind.items():
+                if tp in assigned:
+                    consumer.seek(tp, offset)
+            log.warning("rewound", partitions=len(rewind))
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:

@@ -8,7 +8,8 @@ exponential backoff until they are acknowledged; nothing is ever skipped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -17,9 +18,19 @@ from services.router.plan import OutMessage
 from services.router.topics import TopicProvisioner
 from shared.logging import get_logger
 
-__all__ = ["BatchPublisher"]
+__all__ = ["BatchPublisher", "Pending"]
 
 log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Pending:
+    """Records handed to the producer whose acks have not been gathered yet."""
+
+    results: list[RecordMetadata | None]
+    futures: list[tuple[int, asyncio.Future[RecordMetadata]]]
+    error: str
+    failed: list[int] = field(default_factory=list)
 
 
 class BatchPublisher:
@@ -37,8 +48,13 @@ class BatchPublisher:
 
     async def publish(self, messages: Sequence[OutMessage]) -> list[RecordMetadata]:
         """Publish all ``messages``; returns their metadata, in order, once all are acked."""
+        return await self.settle(messages, await self.enqueue(messages))
+
+    async def enqueue(self, messages: Sequence[OutMessage]) -> Pending:
+        """Hand every message to the producer (no waiting for acks); see :meth:`settle`."""
+        results: list[RecordMetadata | None] = [None] * len(messages)
         if not messages:
-            return []
+            return Pending(results, [], "")
         backoff = 0.1
         while True:
             try:
@@ -48,11 +64,18 @@ class BatchPublisher:
                 log.warning("topic_ensure_retry", error=repr(exc), backoff_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
-        results: list[RecordMetadata | None] = [None] * len(messages)
-        pending = list(range(len(messages)))
+        futures, failed, error = await self._send(messages, range(len(messages)))
+        return Pending(results, futures, error, failed)
+
+    async def settle(
+        self, messages: Sequence[OutMessage], pending: Pending
+    ) -> list[RecordMetadata]:
+        """Wait for every ack of ``pending``; failed records are sent again with backoff."""
+        results = pending.results
+        futures, failed, error = pending.futures, list(pending.failed), pending.error
         backoff = 0.1
-        while pending:
-            failed, error = await self._send_round(messages, pending, results)
+        while True:
+            failed.extend(await self._gather(futures, results))
             if not failed:
                 break
             self.retries += len(failed)
@@ -61,22 +84,21 @@ class BatchPublisher:
             )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff_s)
-            pending = failed
+            failed.sort()
+            futures, failed, error = await self._send(messages, failed)
         return [r for r in results if r is not None]
 
-    async def _send_round(
-        self,
-        messages: Sequence[OutMessage],
-        pending: list[int],
-        results: list[RecordMetadata | None],
-    ) -> tuple[list[int], str]:
+    async def _send(
+        self, messages: Sequence[OutMessage], indexes: Iterable[int]
+    ) -> tuple[list[tuple[int, asyncio.Future[RecordMetadata]]], list[int], str]:
         futures: list[tuple[int, asyncio.Future[RecordMetadata]]] = []
         failed: list[int] = []
         error = ""
-        for index in pending:
+        send = self._producer.send
+        for index in indexes:
             message = messages[index]
             try:
-                future = await self._producer.send(
+                future = await send(
                     message.topic, value=message.value, key=message.key, headers=message.headers
                 )
             except Exception as exc:  # e.g. metadata timeout: retried with the others
@@ -84,14 +106,20 @@ class BatchPublisher:
                 error = repr(exc)
                 continue
             futures.append((index, future))
+        return futures, failed, error
+
+    @staticmethod
+    async def _gather(
+        futures: list[tuple[int, asyncio.Future[RecordMetadata]]],
+        results: list[RecordMetadata | None],
+    ) -> list[int]:
         outcomes = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        failed: list[int] = []
         for (index, _), outcome in zip(futures, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
             if isinstance(outcome, BaseException):
-                if isinstance(outcome, asyncio.CancelledError):
-                    raise outcome
                 failed.append(index)
-                error = repr(outcome)
             else:
                 results[index] = outcome
-        failed.sort()
-        return failed, error
+        return failed

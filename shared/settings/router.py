@@ -33,6 +33,11 @@ class RouterSettings(CommonSettings):
     """Teams whose topics are created at start-up, before any alert needs them."""
     publish_retry_max_backoff_s: float = Field(default=5.0, gt=0)
     """Ceiling of the exponential backoff between retries of failed publishes."""
+    pipeline_depth: int = Field(default=4, ge=1, le=16)
+    """Batches handed to the producer whose acks are still awaited (overlaps I/O and CPU)."""
+    producer_linger_ms: int = Field(default=0, ge=0)
+    """A batch's records are handed to the producer together, so they share requests without
+    lingering; a linger only adds latency here."""
     shutdown_drain_s: float = Field(default=30.0, gt=0)
     """How long shutdown waits for the batch in hand to be published and committed."""
 

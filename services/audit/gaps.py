@@ -8,6 +8,7 @@ source's counter was reset; it is counted as ``repeated``, not hidden.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
@@ -60,21 +61,36 @@ class GapTracker:
 
     def observe(self, source: str, sequence: int) -> Gap | None:
         """Record one event's sequence; returns the new gap it reveals, if any."""
+        with self._lock:
+            return self._observe(source, sequence)
+
+    def observe_many(self, items: Iterable[tuple[str, int]]) -> list[Gap]:
+        """Record ``(source, sequence)`` pairs in order (one lock for the batch); returns the new
+        gaps they reveal."""
+        gaps = []
+        with self._lock:
+            for source, sequence in items:
+                if gap := self._observe(source, sequence):
+                    gaps.append(gap)
+        return gaps
+
+    def _observe(self, source: str, sequence: int) -> Gap | None:
         if sequence <= 0:  # never staged through the outbox: nothing to track
             return None
-        with self._lock:
-            state = self._sources.setdefault(source, _State())
-            if sequence == state.last + 1:
-                state.last = sequence
-                return None
-            if sequence > state.last + 1:
-                gap = Gap(source=source, first=state.last + 1, last=sequence - 1)
-                state.missing.append([gap.first, gap.last])
-                state.last = sequence
-                return gap
-            if not _fill(state.missing, sequence):
-                state.repeated += 1
+        state = self._sources.get(source)
+        if state is None:
+            state = self._sources[source] = _State()
+        if sequence == state.last + 1:
+            state.last = sequence
             return None
+        if sequence > state.last + 1:
+            gap = Gap(source=source, first=state.last + 1, last=sequence - 1)
+            state.missing.append([gap.first, gap.last])
+            state.last = sequence
+            return gap
+        if not _fill(state.missing, sequence):
+            state.repeated += 1
+        return None
 
     def snapshot(self) -> list[SourceGaps]:
         with self._lock:

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
 from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFailedError
 from services.audit.gaps import Gap, GapTracker
-from services.audit.records import GENESIS_HASH, encode_record, event_document, parse_line
+from services.audit.records import GENESIS_HASH, chain_records, encode_events, parse_line
 from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
 from shared.events import Event
 from shared.logging import get_logger
@@ -139,31 +140,25 @@ class AuditLog:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, events: list[Event]) -> AppendResult:
+    def append(self, events: Sequence[Event]) -> AppendResult:
         """Chain ``events`` (skipping ids already logged), write them and fsync before returning."""
-        pending: list[bytes] = []
-        gaps: list[Gap] = []
-        duplicates = 0
-        first_seq = self.head_seq + 1
-        seq, head = self.head_seq, self.head_hash
-        new_ids: list[str] = []
-        batch_ids: set[str] = set()
-        for event in events:
-            if event.id in self._ids or event.id in batch_ids:
-                duplicates += 1
-                continue
-            seq += 1
-            line, head = encode_record(seq, event_document(event), head)
-            pending.append(line)
-            batch_ids.add(event.id)
-            new_ids.append(event.id)
-            if gap := self.gaps.observe(event.source, event.sequence):
-                gaps.append(gap)
         if not self._ready:
             raise LogWriteFailedError("the log is closed or a previous write failed; restart")
-        if pending:
+        fresh: list[Event] = []
+        fresh_ids: set[str] = set()
+        known = self._ids
+        for event in events:
+            if event.id in known or event.id in fresh_ids:
+                continue
+            fresh_ids.add(event.id)
+            fresh.append(event)
+        first_seq = self.head_seq + 1
+        # Everything that can fail on the events' content happens before the first byte is written.
+        lines, head = chain_records(first_seq, encode_events(fresh), self.head_hash)
+        gaps: list[Gap] = []
+        if lines:
             try:
-                self._write(pending, first_seq)
+                self._write(lines, first_seq)
             except OSError as exc:
                 # Part of the batch may be on disk: stop appending after a torn state; a restart
                 # rebuilds the head from disk and Kafka redelivers the uncommitted batch.
@@ -171,14 +166,15 @@ class AuditLog:
                 raise LogWriteFailedError(
                     f"writing the log failed ({exc.__class__.__name__}); restart to recover"
                 ) from exc
-            self.head_seq, self.head_hash = seq, head
-            self._ids.update(new_ids)
+            self.head_seq, self.head_hash = first_seq + len(lines) - 1, head
+            known.update(fresh_ids)
+            gaps = self.gaps.observe_many([(e.source, e.sequence) for e in fresh])
         checkpointed = self.maybe_checkpoint()
         return AppendResult(
-            appended=len(pending),
-            duplicates=duplicates,
-            first_seq=first_seq if pending else None,
-            last_seq=seq if pending else None,
+            appended=len(lines),
+            duplicates=len(events) - len(fresh),
+            first_seq=first_seq if lines else None,
+            last_seq=self.head_seq if lines else None,
             gaps=gaps,
             checkpointed=checkpointed,
         )

@@ -11,23 +11,29 @@ import hashlib
 import json
 import os
 import re
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from pydantic import ValidationError
+from pydantic import Json, TypeAdapter, ValidationError
 
 from services.audit.segments import cut_torn_tail, fsync_dir
 from shared.auth import TOKEN_RE, redact_tokens
 from shared.events import Event
 
-__all__ = ["QUARANTINE_FILE", "Quarantine", "Rejected", "decode_event"]
+__all__ = ["QUARANTINE_FILE", "Quarantine", "Rejected", "decode_event", "decode_events"]
 
 QUARANTINE_FILE: Final = "quarantine.jsonl"
 _MAX_STORED: Final = 64 * 1024
 _TOKEN_BYTES: Final = re.compile(TOKEN_RE.pattern.encode())
 """TOKEN_RE on raw bytes: no decode on the hot path (token characters are ASCII)."""
+_TOKEN_PREFIXES: Final = (b"ayg_", b"ayt_", b"ayu_")
+"""Every TOKEN_RE match starts with one of these (a test keeps them in step with the pattern)."""
+_EVENT_BATCH: Final = TypeAdapter(list[Json[Event]])
+"""Parses and validates a whole batch of raw values in one pydantic call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,48 @@ def decode_event(value: bytes | None) -> Event | Rejected:
             for e in exc.errors()[:5]
         )
         return Rejected("invalid_event", redact_tokens(fields))
+
+
+def decode_events(values: Sequence[bytes | None]) -> list[Event | Rejected]:
+    """:func:`decode_event` of each value (same results, same order), batched for speed.
+
+    One regex scan covers the whole batch and one pydantic call validates every candidate; only
+    when that call finds a bad value are the candidates decoded one by one, for their reasons.
+    """
+    secrets = _values_with_secrets(values)
+    results: list[Event | Rejected | None] = [None] * len(values)
+    candidates: list[int] = []
+    for index, value in enumerate(values):
+        if not value or index in secrets:
+            results[index] = decode_event(value)
+        else:
+            candidates.append(index)
+    decoded_candidates: list[Event] | list[Event | Rejected]
+    try:
+        decoded_candidates = _EVENT_BATCH.validate_python([values[i] for i in candidates])
+    except ValidationError:
+        decoded_candidates = [decode_event(values[i]) for i in candidates]
+    for index, decoded in zip(candidates, decoded_candidates, strict=True):
+        results[index] = decoded
+    return [r for r in results if r is not None]
+
+
+def _values_with_secrets(values: Sequence[bytes | None]) -> set[int]:
+    """Indexes of the values with a token-shaped string, found in one scan of them all.
+
+    The values are joined with newlines: the pattern cannot match a newline and ``\\b`` sees one
+    just as it sees the end of a value, so a match never spans two values and each value's
+    matches are exactly its own.
+    """
+    joined = b"\n".join(value or b"" for value in values)
+    if not any(prefix in joined for prefix in _TOKEN_PREFIXES):
+        return set()  # the usual case: a substring search is far cheaper than the regex
+    starts: list[int] = []
+    at = 0
+    for value in values:
+        starts.append(at)
+        at += len(value or b"") + 1
+    return {bisect_right(starts, m.start()) - 1 for m in _TOKEN_BYTES.finditer(joined)}
 
 
 class Quarantine:

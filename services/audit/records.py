@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from pydantic import TypeAdapter
 
 from shared.events import Event
 
@@ -23,8 +26,9 @@ __all__ = [
     "GENESIS_HASH",
     "ParsedLine",
     "canonical_json",
+    "chain_records",
+    "encode_events",
     "encode_record",
-    "event_document",
     "parse_line",
 ]
 
@@ -36,51 +40,54 @@ _SUFFIX_LEN: Final = len(_HASH_KEY) + 64 + len(b'"}')  # ,"hash":"<64 hex>"}
 _PREV_KEY: Final = b',"prev_hash":"'
 _SEQ_KEY: Final = b'","seq":'
 
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""What ``json.dumps(sort_keys=True, ...)`` builds on every call, built once (the C encoder)."""
+_EVENTS: Final = TypeAdapter(list[Event])
+
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8: the bytes that get hashed and signed."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
-def event_document(event: Event) -> dict[str, Any]:
-    """``event.model_dump(mode="json")``, built directly (about twice as fast on the hot path).
+def encode_events(events: Sequence[Event]) -> list[bytes]:
+    """The canonical JSON of each event's ``model_dump(mode="json")`` document.
 
-    Falls back to pydantic when ``data`` holds anything JSON cannot carry as is; a unit test
-    keeps the two equal.
+    One pydantic call dumps the whole batch; only the key-sorting encoder runs per event.
     """
-    actor = event.actor
-    doc = {
-        "id": event.id,
-        "type": event.type,
-        "source": event.source,
-        "sequence": event.sequence,
-        "time": event.time.isoformat().replace("+00:00", "Z"),
-        "actor": {"user_id": actor.user_id, "token_id": actor.token_id, "kind": actor.kind},
-        "subject": event.subject,
-        "data": event.data,
-    }
-    if not _json_native(event.data):
-        return event.model_dump(mode="json")
-    return doc
+    return [
+        _CANONICAL.encode(doc).encode() for doc in _EVENTS.dump_python(list(events), mode="json")
+    ]
 
 
-def _json_native(value: Any) -> bool:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return value == value and value not in (float("inf"), float("-inf"))  # no NaN/inf
-    if kind is dict:
-        return all(type(k) is str and _json_native(v) for k, v in value.items())
-    if kind is list:
-        return all(_json_native(v) for v in value)
-    return False
+def chain_records(
+    first_seq: int, events: Sequence[bytes], prev_hash: str
+) -> tuple[list[bytes], str]:
+    """Record lines (with newlines) for canonical event documents numbered from ``first_seq``,
+    chained on ``prev_hash``; returns them and the new head hash.
+
+    The body is assembled rather than re-serialised: the sorted members of a record are
+    ``event``, ``prev_hash``, ``seq``, so ``{"event":<event>,"prev_hash":"<hex>","seq":<n>}`` is
+    exactly ``canonical_json`` of the record (a unit test holds this to :func:`encode_record`).
+    """
+    sha256 = hashlib.sha256
+    lines = []
+    prev = prev_hash.encode()
+    for seq, event in enumerate(events, start=first_seq):
+        head = b'{"event":%b,"prev_hash":"%b","seq":%d' % (event, prev, seq)
+        prev = sha256(head + b"}").hexdigest().encode()
+        lines.append(b'%b,"hash":"%b"}\n' % (head, prev))
+    return lines, prev.decode()
 
 
 def encode_record(seq: int, event: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:
-    """The record line (with its trailing newline) and its hash."""
+    """The record line (with its trailing newline) and its hash, from the event document.
+
+    The reference form of the record (serialise the whole record canonically); the writer uses
+    :func:`chain_records`, which yields the same bytes.
+    """
     body = canonical_json({"event": event, "prev_hash": prev_hash, "seq": seq})
     digest = hashlib.sha256(body).hexdigest()
     return body[:-1] + _HASH_KEY + digest.encode() + b'"}\n', digest

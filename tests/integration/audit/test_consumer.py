@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 
@@ -9,7 +10,10 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from services.audit.consumer import AuditConsumer
+from services.audit.quarantine import Quarantine
 from services.audit.query import AuditQuery, query_log
+from services.audit.segments import complete_lines, list_segments
 from services.audit.verify import verify_log
 from shared.events import Actor, Event
 from shared.kafka import make_consumer
@@ -147,3 +151,52 @@ async def test_sequence_gaps_are_reported(pipeline: Pipeline) -> None:
     assert REGISTRY.get_sample_value("alertyard_audit_missing_events", {"source": "gappy"}) == 3
     gaps = REGISTRY.get_sample_value("alertyard_audit_sequence_gaps_total", {"source": "gappy"})
     assert gaps == 1
+
+
+async def test_run_commits_each_batch_only_after_it_is_on_disk(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service loop overlaps a batch's commit with the next batch's append; every commit
+    must still cover only records already fsynced, and ``run`` returns fully committed."""
+    await pipeline.publish_events([*_events("tokens", 150), *_events("rules", 150)])
+    audit_log = pipeline.open_log()
+    kafka = make_consumer(pipeline.bootstrap, pipeline.topic, group_id=pipeline.group)
+    high: dict[TopicPartition, int] = {}
+    seen_at_commit: list[tuple[int, int]] = []
+    overlapped: list[bool] = []
+    real_commit = kafka.commit
+
+    async def checked_commit(offsets: dict[TopicPartition, int]) -> None:
+        # On a fresh topic of good events, the committed offsets summed over partitions count
+        # the records the group will never see again; all of them must be on disk already.
+        high.update(offsets)
+        on_disk = sum(
+            len(complete_lines(path.read_bytes())) for _, path in list_segments(pipeline.log_dir)
+        )
+        seen_at_commit.append((sum(high.values()), on_disk))
+        head = audit_log.head_seq
+        await asyncio.sleep(0.02)  # a slow broker: the next batch is appended meanwhile
+        overlapped.append(audit_log.head_seq > head)
+        await real_commit(offsets)
+        if sum(high.values()) >= 300:
+            consumer.stop()
+
+    monkeypatch.setattr(kafka, "commit", checked_commit)
+    await kafka.start()
+    consumer = AuditConsumer(
+        audit_log, kafka, Quarantine(pipeline.log_dir), max_records=20, poll_timeout_ms=100
+    )
+    try:
+        async with asyncio.timeout(30):
+            await consumer.run()  # stopped by the last commit; returns once it is done
+        ends = await kafka.end_offsets(list(kafka.assignment()))
+        committed = {tp: await kafka.committed(tp) or 0 for tp in ends}
+    finally:
+        await kafka.stop()
+        audit_log.close()
+    assert consumer.records_committed == 300
+    assert committed == ends
+    assert len(seen_at_commit) >= 15  # batches of at most 20 records
+    assert all(count <= on_disk for count, on_disk in seen_at_commit), seen_at_commit
+    assert seen_at_commit[-1][0] == 300
+    assert any(overlapped)

@@ -5,8 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.audit.gaps import GapTracker
-from services.audit.quarantine import Quarantine, Rejected, decode_event
+from services.audit.quarantine import (
+    _TOKEN_BYTES,
+    _TOKEN_PREFIXES,
+    Quarantine,
+    Rejected,
+    decode_event,
+    decode_events,
+)
+from shared.auth import TOKEN_RE
 from shared.events import Event
 from tests.unit.audit._helpers import event
 
@@ -61,3 +72,69 @@ def test_quarantine_is_written_once_per_offset_and_redacts(tmp_path: Path) -> No
     (doc,) = [json.loads(line) for line in text.splitlines()]
     assert (doc["reason"], doc["offset"], doc["key"]) == ("contains_secret", 7, "tokens")
     assert "[redacted-token]" in doc["value"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["tokens", "rules"]), st.integers(0, 12)), max_size=30))
+def test_observing_a_batch_equals_observing_one_by_one(items: list[tuple[str, int]]) -> None:
+    one, many = GapTracker(), GapTracker()
+    gaps = [gap for source, seq in items if (gap := one.observe(source, seq))]
+    assert many.observe_many(items) == gaps
+    assert many.snapshot() == one.snapshot()
+
+
+def _values() -> list[bytes | None]:
+    token = "ayt_" + "k7" * 21
+    good = json.loads(event(1).to_bytes())
+    return [
+        event(1).to_bytes(),
+        event(2, source="rules").to_bytes(),
+        b"  " + event(3).to_bytes() + b"\n",  # JSON whitespace around the object is fine
+        None,
+        b"",
+        b"\xff\xfe",
+        b"{not json",
+        b"[]",
+        json.dumps({**good, "type": "Bad Type"}).encode(),
+        json.dumps({**good, "extra": 1}).encode(),
+        json.dumps({**good, "data": {"raw": token}}).encode(),
+        token.encode(),
+        b"x" + token.encode(),  # no word boundary before it: not token-shaped
+        event(4, data={"k": "ayu_short"}).to_bytes(),
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_values()), max_size=12))
+def test_batched_decode_equals_one_by_one(values: list[bytes | None]) -> None:
+    assert decode_events(values) == [decode_event(v) for v in values]
+
+
+def test_batched_decode_splits_a_mixed_batch() -> None:
+    values = _values()
+    decoded = decode_events(values)
+    kinds = [d.id if isinstance(d, Event) else d.reason for d in decoded]
+    assert kinds == [
+        "evt-tokens-1",
+        "evt-rules-2",
+        "evt-tokens-3",
+        "empty",
+        "empty",
+        "not_utf8",
+        "invalid_event",
+        "invalid_event",
+        "invalid_event",
+        "invalid_event",
+        "contains_secret",
+        "contains_secret",
+        "invalid_event",
+        "evt-tokens-4",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(TOKEN_RE, fullmatch=True))
+def test_every_token_shaped_string_has_a_prefix_the_fast_scan_looks_for(token: str) -> None:
+    raw = token.encode()
+    assert _TOKEN_BYTES.search(raw)
+    assert any(prefix in raw for prefix in _TOKEN_PREFIXES)

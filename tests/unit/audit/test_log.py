@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from services.audit.checkpoints import CHECKPOINT_FILE, read_checkpoints
 from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFailedError
-from services.audit.records import GENESIS_HASH, canonical_json, event_document
+from services.audit.records import GENESIS_HASH, canonical_json
 from services.audit.segments import list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
 from services.audit.verify import verify_log
@@ -149,24 +146,6 @@ def test_gaps_are_rebuilt_from_disk(tmp_path: Path) -> None:
         assert (tokens.missing, tokens.missing_count, tokens.last_sequence) == ([(3, 4)], 2, 5)
     finally:
         audit_log.close()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    data=st.dictionaries(
-        st.text(max_size=5),
-        st.recursive(
-            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner),
-            max_leaves=6,
-        ),
-        max_size=4,
-    ),
-    when=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])),
-)
-def test_fast_event_document_equals_pydantic(data: dict[str, Any], when: datetime) -> None:
-    item = event(1, data=data, time=when)
-    assert event_document(item) == item.model_dump(mode="json")
 
 
 def test_a_failed_write_stops_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -149,7 +149,10 @@ class AlertRouter:
         self._publisher = BatchPublisher(
             self._producer, self._topics, max_backoff_s=s.publish_retry_max_backoff_s
         )
-        options: dict[str, Any] = {"max_poll_records": s.batch_max_records}
+        options: dict[str, Any] = {
+            "max_poll_records": s.batch_max_records,
+            "fetch_max_wait_ms": s.fetch_max_wait_ms,
+        }
         options.update(self._consumer_options)
         self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
         self._consumer.subscribe([s.topics.alerts], listener=_Rebalance(self))

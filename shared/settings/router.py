@@ -35,6 +35,9 @@ class RouterSettings(CommonSettings):
     """Ceiling of the exponential backoff between retries of failed publishes."""
     pipeline_depth: int = Field(default=4, ge=1, le=16)
     """Batches handed to the producer whose acks are still awaited (overlaps I/O and CPU)."""
+    fetch_max_wait_ms: int = Field(default=20, ge=1)
+    """Longest a fetch waits at the broker; aiokafka re-fetches a drained partition only after
+    the outstanding request returns, so a long wait (default 500) shows up as latency."""
     producer_linger_ms: int = Field(default=0, ge=0)
     """A batch's records are handed to the producer together, so they share requests without
     lingering; a linger only adds latency here."""

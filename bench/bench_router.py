@@ -243,6 +243,9 @@ def _serve_router(config: str) -> None:
 
     async def main() -> None:
         topics = TopicSettings.model_validate(spec["topics"])
+        if spec["mode"] == "bare":
+            await _serve_bare(spec["bootstrap"], topics)
+            return
         settings = RouterSettings.model_validate(
             {
                 "kafka_bootstrap_servers": spec["bootstrap"],
@@ -276,7 +279,41 @@ def _serve_router(config: str) -> None:
     asyncio.run(main())
 
 
-async def _latency(bootstrap: str, redis_url: str, token: str) -> dict[str, Any]:
+async def _serve_bare(bootstrap: str, topics: TopicSettings) -> None:
+    """The latency reference: a bare consume -> produce -> gather -> commit loop with the
+    router's latency settings (fetch wait 20 ms, no linger), forwarding to one team topic."""
+    producer = make_producer(bootstrap, linger_ms=0)
+    consumer = make_consumer(
+        bootstrap, topics.alerts, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        fetch_max_wait_ms=20,
+    )  # fmt: skip
+    await producer.start()
+    await consumer.start()
+    closed = asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    ready = False
+    sink = topics.team_topic(TEAMS[0])
+    try:
+        while not closed.done():
+            batch = await consumer.getmany(timeout_ms=5, max_records=500)
+            if not ready and consumer.assignment():
+                ready = True
+                print("ready", flush=True)
+            futures = [
+                await producer.send(sink, value=r.value, key=r.key, headers=list(r.headers))
+                for records in batch.values()
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+            if batch:
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _latency(
+    bootstrap: str, redis_url: str, token: str, mode: str = "router"
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     topics = _topics(tag)
     team_topics = [topics.team_topic(t) for t in TEAMS]
@@ -286,6 +323,7 @@ async def _latency(bootstrap: str, redis_url: str, token: str) -> dict[str, Any]
         "redis_url": redis_url,
         "group": f"bench-lat-{tag}",
         "topics": topics.model_dump(),
+        "mode": mode,
     }
     child = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
         [sys.executable, "-m", "bench.bench_router", "--serve-router", json.dumps(spec)],
@@ -389,6 +427,10 @@ async def _run() -> dict[str, Any]:
     token = await _token(redis_url)
     throughput = await _throughput(bootstrap, redis_url, token)
     latency = await _latency(bootstrap, redis_url, token)
+    reference = await _latency(bootstrap, redis_url, token, mode="bare")
+    latency["bare_aiokafka_loop_same_run"] = {
+        k: reference[k] for k in ("p50_ms", "p99_ms", "max_ms", "rate_sent_per_s")
+    }
     return {"throughput": throughput, "latency": latency}
 
 

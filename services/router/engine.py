@@ -2,9 +2,10 @@
 
 ``getmany`` -> inspect every record (no I/O) -> authenticate each distinct token once ->
 evaluate the live ruleset -> ``send`` every output record -> gather the acks -> record the
-decisions -> commit the batch's offsets. Offsets are committed only after every publish of the
-batch is acknowledged (``acks=all``), so a crash at any point re-delivers the batch: at least
-once, duplicates only within one uncommitted batch. See ``docs/delivery.md``.
+decisions -> commit the offsets. An offset is committed only after every publish of its batch
+and of all earlier batches is acknowledged (``acks=all``), so a crash at any point re-delivers
+what was not yet committed: at least once, duplicates only from the uncommitted batches. See
+``docs/delivery.md``.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
 from services.router.authn import authenticate_batch
+from services.router.committer import OffsetCommitter
 from services.router.decisions import DecisionRecord, DecisionWriter, decision_record
 from services.router.intake import inspect_record
 from services.router.metrics import RouterMetrics
@@ -39,7 +40,7 @@ __all__ = ["AlertRouter", "BatchResult"]
 
 log = get_logger(__name__)
 
-_STAGES = ("inspect_ms", "auth_ms", "plan_ms", "send_ms", "acks_ms", "decide_ms", "commit_ms")
+_STAGES = ("inspect_ms", "auth_ms", "plan_ms", "send_ms", "acks_ms", "decide_ms", "offsets_ms")
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -77,7 +78,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         # Finish (publish + commit) the batches in hand before the partitions move on.
         async with self._router.batch_lock:
             await self._router.drain()
-            self._router.assigned = set()
+            self._router.release(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._router.assigned = set(assigned)
@@ -126,6 +127,7 @@ class AlertRouter:
         self._retries_counted = 0
         self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue(settings.pipeline_depth)
         self._rewind: dict[TopicPartition, int] = {}
+        self._committer: OffsetCommitter | None = None
 
     @property
     def ready(self) -> bool:
@@ -162,14 +164,15 @@ class AlertRouter:
     async def run(self) -> None:
         """Route batches until :meth:`stop`; every batch in hand is finished first.
 
-        Two stages overlap: while the acks of batch N are awaited and its offsets committed
-        (:meth:`_settle_loop`), batch N+1 is already inspected, planned and handed to the
-        producer. Commits stay in batch order, and a batch is committed only after all of its
-        records were acknowledged.
+        Two stages overlap: while the acks of batch N are awaited (:meth:`_settle_loop`), batch
+        N+1 is already inspected, planned and handed to the producer. Acks are settled in batch
+        order and only then are offsets handed to the background committer.
         """
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError("call start() before run()")
+        self._committer = OffsetCommitter(consumer)
+        self._committer.start()
         settler = asyncio.create_task(self._settle_loop(consumer), name="router-settle")
         try:
             while not self._stopping.is_set():
@@ -195,6 +198,7 @@ class AlertRouter:
                 await self._inflight.put(None)  # the settle stage finishes what is queued
             with contextlib.suppress(asyncio.CancelledError):
                 await settler
+            await self._committer.stop()  # the last acknowledged offsets are committed
             self._stopped.set()
 
     async def stop(self) -> None:
@@ -211,6 +215,15 @@ class AlertRouter:
     async def drain(self) -> None:
         """Wait until every dispatched batch is acknowledged and committed (or rewound)."""
         await self._inflight.join()
+        if self._committer is not None:
+            await self._committer.flush()
+
+    def release(self, revoked: Iterable[TopicPartition]) -> None:
+        """Forget partitions taken away by a rebalance (after :meth:`drain`)."""
+        revoked = set(revoked)
+        self.assigned -= revoked
+        if self._committer is not None:
+            self._committer.forget(revoked)
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -302,7 +315,8 @@ class AlertRouter:
             for tp, records in inflight.batch.items():
                 if records:
                     offsets[tp] = max(offsets.get(tp, 0), records[-1].offset + 1)
-        await self._commit(consumer, offsets)
+        assert self._committer is not None  # created by run()
+        self._committer.advance(offsets)  # committed in the background, latest wins
         committed = time.perf_counter()
         for inflight in group:
             marks = [*inflight.marks, committed]
@@ -330,17 +344,6 @@ class AlertRouter:
                 if tp in assigned:
                     consumer.seek(tp, offset)
             log.warning("rewound", partitions=len(rewind))
-
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group rebalanced: the new owner re-reads from the last commit (duplicates
-            # within this batch, never a loss).
-            log.warning("commit_failed_rebalanced", error=str(exc))
-        except KafkaError as exc:
-            # A later batch's commit covers these offsets; until then they may be re-read.
-            log.warning("commit_failed", error=repr(exc))
 
     def _account(
         self,

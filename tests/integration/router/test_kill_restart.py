@@ -17,7 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.router.rules.model import Ruleset
-from services.tokens.testing import test_settings
+from services.tokens.testing import issue_token, test_settings
+from shared.auth import Permission
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
@@ -138,6 +139,22 @@ async def test_kill_9_mid_stream_loses_nothing(
         for n, alert_id in enumerate(ids):
             team = "dba" if n % 2 else "sre"
             assert collector.by_key(topics.team_topic(team), alert_id.encode()), alert_id
+        # The served HTTP API answers lookups for what this process routed.
+        reader, _ = await issue_token(
+            redis, tokens, kind="global", permissions=[Permission.alerts_read]
+        )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            headers = {"authorization": f"Bearer {reader}"}
+            for _ in range(50):
+                got = await http.get(f"/v1/alerts/{ids[-1]}", headers=headers)
+                if got.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert got.status_code == 200
+            assert got.json()["teams"] == ["dba" if (TOTAL - 1) % 2 else "sre"]
+            metrics = (await http.get("/metrics")).text
+            assert "alertyard_router_alerts_in_total" in metrics
+            assert token not in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -5,15 +5,17 @@ and only then commit the batch's offsets. A crash anywhere before the commit mea
 delivers the batch again, and the log skips the event ids it already holds: nothing is lost and
 nothing is written twice.
 
-The commit of a batch (a broker round trip) runs while the next batch is fetched, decoded and
-appended: it only ever covers records already fsynced, and commits go out one at a time in
-batch order, so the guarantee above holds unchanged.
+:meth:`AuditConsumer.run` pipelines this without weakening it. While batch N is decoded,
+appended and fsynced in a worker thread, the event loop polls batch N+1 and the commit of batch
+N-1 is in flight; N+1 is appended only after N, and N's commit is sent only after N's append
+returned (durable) and N-1's commit finished, so commits stay in batch order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -30,6 +32,18 @@ log = get_logger(__name__)
 
 _Rejected = tuple[str, int, int, bytes | None, bytes | None, Rejected]
 """A record kept out of the chain: topic, partition, offset, key, value, why."""
+_Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Durable:
+    """A polled batch once it is on disk: what to commit and what to report."""
+
+    offsets: dict[TopicPartition, int]
+    records: int
+    result: AppendResult
+    rejected: list[_Rejected]
+    started: float
 
 
 class AuditConsumer:
@@ -64,7 +78,8 @@ class AuditConsumer:
         return bool(self._consumer.assignment())
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; returns once the last batch's commit is done."""
+        """Consume, pipelined, until :meth:`stop`; returns once the batch in hand is durable and
+        committed (records polled but not yet appended are left for the next start)."""
         metrics.HEAD_SEQ.set(self._log.head_seq)
         for state in self._log.gaps.snapshot():  # gaps already in the log stay visible
             metrics.MISSING.labels(state.source).set(state.missing_count)
@@ -75,17 +90,33 @@ class AuditConsumer:
                     missing=state.missing_count,
                     ranges=str(state.missing[:10]),
                 )
+        appending: asyncio.Task[_Durable] | None = None
         try:
             while not self._stopping.is_set():
-                await self._handle_batch()
+                batches = await self._poll()  # meanwhile the previous batch is being appended
+                if appending is not None:
+                    task, appending = appending, None
+                    await self._commit_after(await task)
+                if batches:
+                    appending = asyncio.create_task(self._append(batches), name="audit-append")
+                else:
+                    await self._idle()
         finally:
+            if appending is not None:  # stopped or cancelled mid-append: finish it, commit it
+                await self._commit_after(await appending)
             await self.settle()
 
     async def step(self) -> int:
-        """Handle one polled batch, commit included; returns how many Kafka records it held."""
-        count = await self._handle_batch()
+        """Poll one batch, append it and commit it (no pipelining); returns how many Kafka
+        records it held."""
+        batches = await self._poll()
+        if not batches:
+            await self._idle()
+            return 0
+        durable = await self._append(batches)
+        await self._commit_after(durable)
         await self.settle()
-        return count
+        return durable.records
 
     async def settle(self) -> None:
         """Wait for the commit in flight, if any (its errors surface here)."""
@@ -93,24 +124,31 @@ class AuditConsumer:
         if task is not None:
             await task
 
-    async def _handle_batch(self) -> int:
-        """Poll a batch and make it durable, then start its commit (left running: the next
-        batch's work overlaps it) once the previous batch's commit is done."""
-        batches = await self._consumer.getmany(
+    async def _poll(self) -> _Batches:
+        batches: _Batches = await self._consumer.getmany(
             timeout_ms=self._poll_timeout_ms, max_records=self._max_records
         )
-        if not batches:
-            await self.settle()
-            if await asyncio.to_thread(self._log.maybe_checkpoint):
-                metrics.CHECKPOINTS.inc()
-            return 0
+        return batches
+
+    async def _idle(self) -> None:
+        """No records: finish the commit in flight and sign the head if it is time to."""
+        await self.settle()
+        if await asyncio.to_thread(self._log.maybe_checkpoint):
+            metrics.CHECKPOINTS.inc()
+
+    async def _append(self, batches: _Batches) -> _Durable:
+        """Decode and append a batch in a worker thread (the event loop keeps polling and
+        committing meanwhile); returns once it is fsynced."""
         started = time.perf_counter()
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
         count = sum(len(records) for records in batches.values())
-        # Decoding and appending run off the event loop, so the fetcher keeps prefetching and
-        # the previous commit completes meanwhile.
         result, rejected = await asyncio.to_thread(self._process, batches)
-        for entry in rejected:
+        metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
+        return _Durable(offsets, count, result, rejected, started)
+
+    async def _commit_after(self, durable: _Durable) -> None:
+        """Report a durable batch, wait for the previous commit, then start this one's."""
+        for entry in durable.rejected:
             metrics.QUARANTINED.labels(entry[5].reason).inc()
             log.warning(
                 "audit_event_quarantined",
@@ -120,44 +158,32 @@ class AuditConsumer:
                 reason=entry[5].reason,
                 detail=entry[5].detail,
             )
-        metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
-        self._observe(result)
+        self._observe(durable.result)
         self.batches += 1
         await self.settle()  # commits go out in batch order, one at a time
-        summary: dict[str, object] = {
-            "records": count,
-            "appended": result.appended,
-            "duplicates": result.duplicates,
-            "quarantined": len(rejected),
-            "head_seq": self._log.head_seq,
-            "checkpointed": result.checkpointed,
-        }
         self._commit_task = asyncio.create_task(
-            self._commit_batch(offsets, count, summary, started), name="audit-commit"
+            self._commit_batch(durable, head_seq=self._log.head_seq), name="audit-commit"
         )
-        return count
 
-    async def _commit_batch(
-        self,
-        offsets: dict[TopicPartition, int],
-        count: int,
-        summary: dict[str, object],
-        started: float,
-    ) -> None:
+    async def _commit_batch(self, durable: _Durable, *, head_seq: int) -> None:
         """Commit a durable batch, then write its one log line."""
-        committed = await self._commit(offsets)
+        committed = await self._commit(durable.offsets)
         if committed:
-            self.records_committed += count
+            self.records_committed += durable.records
+        result = durable.result
         log.info(
             "audit_batch",
-            **summary,
+            records=durable.records,
+            appended=result.appended,
+            duplicates=result.duplicates,
+            quarantined=len(durable.rejected),
+            head_seq=head_seq,
+            checkpointed=result.checkpointed,
             committed=committed,
-            ms=round((time.perf_counter() - started) * 1000, 2),
+            ms=round((time.perf_counter() - durable.started) * 1000, 2),
         )
 
-    def _process(
-        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> tuple[AppendResult, list[_Rejected]]:
+    def _process(self, batches: _Batches) -> tuple[AppendResult, list[_Rejected]]:
         """Decode, quarantine the bad ones (fsynced), append the rest (fsynced)."""
         records = [(tp, record) for tp, batch in batches.items() for record in batch]
         events: list[Event] = []
@@ -173,7 +199,7 @@ class AuditConsumer:
                 )
         if rejected:
             self._quarantine.add(rejected)
-        return self._log.append(events), rejected
+        return self._log.append(events, from_json=True), rejected
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """Commit after the write is durable. A rebalance may refuse it: the records come again

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
 from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFailedError
+from services.audit.event_json import encode_events
 from services.audit.gaps import Gap, GapTracker
-from services.audit.records import GENESIS_HASH, chain_records, encode_events, parse_line
+from services.audit.records import GENESIS_HASH, chain_records, parse_line
 from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
 from shared.events import Event
 from shared.logging import get_logger
@@ -140,8 +141,12 @@ class AuditLog:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        """Chain ``events`` (skipping ids already logged), write them and fsync before returning."""
+    def append(self, events: Sequence[Event], *, from_json: bool = False) -> AppendResult:
+        """Chain ``events`` (skipping ids already logged), write them and fsync before returning.
+
+        ``from_json``: the events were validated from JSON (the consumer's case), which lets the
+        encoder take its direct path (see :func:`services.audit.event_json.encode_events`).
+        """
         if not self._ready:
             raise LogWriteFailedError("the log is closed or a previous write failed; restart")
         fresh: list[Event] = []
@@ -154,7 +159,8 @@ class AuditLog:
             fresh.append(event)
         first_seq = self.head_seq + 1
         # Everything that can fail on the events' content happens before the first byte is written.
-        lines, head = chain_records(first_seq, encode_events(fresh), self.head_hash)
+        bodies = encode_events(fresh, from_json=from_json)
+        lines, head = chain_records(first_seq, bodies, self.head_hash)
         gaps: list[Gap] = []
         if lines:
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Iterator
 
@@ -116,6 +117,11 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
     )
     await kafka.start()
     await validator.start()
+    # What start-up built (modules, schemas, the app, the recovered log) lives as long as the
+    # process: moved out of the collector's way, full collections walk only what batches create
+    # (about a fifth less CPU per consumed event; docs/audit.md, Performance).
+    gc.collect()
+    gc.freeze()
     consuming = asyncio.create_task(consumer.run(), name="consumer")
     tasks = {
         consuming,

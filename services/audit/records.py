@@ -18,16 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pydantic import TypeAdapter
-
-from shared.events import Event
-
 __all__ = [
+    "CANONICAL_ENCODER",
     "GENESIS_HASH",
     "ParsedLine",
     "canonical_json",
     "chain_records",
-    "encode_events",
     "encode_record",
     "parse_line",
 ]
@@ -40,26 +36,15 @@ _SUFFIX_LEN: Final = len(_HASH_KEY) + 64 + len(b'"}')  # ,"hash":"<64 hex>"}
 _PREV_KEY: Final = b',"prev_hash":"'
 _SEQ_KEY: Final = b'","seq":'
 
-_CANONICAL: Final = json.JSONEncoder(
+CANONICAL_ENCODER: Final = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
 """What ``json.dumps(sort_keys=True, ...)`` builds on every call, built once (the C encoder)."""
-_EVENTS: Final = TypeAdapter(list[Event])
 
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8: the bytes that get hashed and signed."""
-    return _CANONICAL.encode(value).encode()
-
-
-def encode_events(events: Sequence[Event]) -> list[bytes]:
-    """The canonical JSON of each event's ``model_dump(mode="json")`` document.
-
-    One pydantic call dumps the whole batch; only the key-sorting encoder runs per event.
-    """
-    return [
-        _CANONICAL.encode(doc).encode() for doc in _EVENTS.dump_python(list(events), mode="json")
-    ]
+    return CANONICAL_ENCODER.encode(value).encode()
 
 
 def chain_records(
@@ -68,7 +53,8 @@ def chain_records(
     """Record lines (with newlines) for canonical event documents numbered from ``first_seq``,
     chained on ``prev_hash``; returns them and the new head hash.
 
-    The body is assembled rather than re-serialised: the sorted members of a record are
+    ``events`` come from :func:`services.audit.event_json.encode_events`. The body is assembled
+    rather than re-serialised: the sorted members of a record are
     ``event``, ``prev_hash``, ``seq``, so ``{"event":<event>,"prev_hash":"<hex>","seq":<n>}`` is
     exactly ``canonical_json`` of the record (a unit test holds this to :func:`encode_record`).
     """

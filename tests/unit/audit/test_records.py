@@ -3,6 +3,7 @@ come out byte for byte the same from the current writer."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -11,14 +12,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.audit import event_json
+from services.audit.event_json import encode_events
 from services.audit.log import AuditLog
-from services.audit.records import (
-    GENESIS_HASH,
-    canonical_json,
-    chain_records,
-    encode_events,
-    encode_record,
-)
+from services.audit.quarantine import decode_events
+from services.audit.records import GENESIS_HASH, canonical_json, chain_records, encode_record
 from services.audit.segments import list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_or_create_signing_key, load_public_key
 from services.audit.verify import verify_log
@@ -178,3 +176,73 @@ def test_encoding_python_built_data_normalises_like_pydantic() -> None:
     assert b'"m":{"2":"x"}' in body
     assert b'"t":[1,2]' in body
     assert encode_events([]) == []
+
+
+def test_the_direct_writer_knows_the_current_envelope() -> None:
+    assert event_json._DIRECT  # otherwise the consumer silently runs the slower general path
+
+
+def test_an_old_log_is_reproduced_from_kafka_shaped_events(tmp_path: Path) -> None:
+    """The consumer's path: JSON bytes -> batched decode -> direct encoding."""
+    key = load_or_create_signing_key(tmp_path, V1_SEED)
+    audit_log = AuditLog.open(
+        tmp_path, signing_key=key, segment_max_bytes=4096, checkpoint_every_records=10
+    )
+    try:
+        for batch in _v1_batches():
+            decoded = decode_events([e.to_bytes() for e in batch])
+            assert all(isinstance(e, Event) for e in decoded)
+            audit_log.append([e for e in decoded if isinstance(e, Event)], from_json=True)
+    finally:
+        audit_log.close()
+    assert _segment_bytes(tmp_path) == _segment_bytes(V1_LOG)
+
+
+_JSON_LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
+)
+_JSON_VALUE = st.recursive(
+    _JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+_ZONES = st.sampled_from(
+    [None, UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=9, minutes=30))]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.dictionaries(st.text(max_size=5), _JSON_VALUE, max_size=4),
+    when=st.datetimes(timezones=_ZONES),
+    text=st.text(min_size=1, max_size=8),
+    user=st.none() | st.text(max_size=5),
+    special=st.sampled_from(['"nan":NaN', '"inf":-Infinity', '"esc":"\\u0000\\n\\"\\\\"']),
+)
+def test_direct_encoding_of_json_events_equals_pydantic_dump(
+    data: dict[str, Any], when: datetime, text: str, user: str | None, special: str
+) -> None:
+    document = {
+        "id": f"id-{text}",
+        "type": "token.created",
+        "source": text,
+        "sequence": 5,
+        "time": when.isoformat(),
+        "actor": {"user_id": user, "token_id": text, "kind": text},
+        "subject": text,
+        "data": {**data, "\x00special": 0},
+    }
+    raw = json.dumps(document, ensure_ascii=bool(len(text) % 2)).encode()
+    # A member json.dumps would never write: NaN, infinity, escapes it would spell otherwise.
+    raw = raw.replace(b'"\\u0000special": 0', special.encode())
+    (decoded,) = decode_events([raw])
+    assert isinstance(decoded, Event), decoded
+    assert special.split('"')[1] in decoded.data
+    (direct,) = encode_events([decoded], from_json=True)
+    assert direct == canonical_json(decoded.model_dump(mode="json"))
+    assert direct == encode_events([decoded])[0]
+    assert direct == canonical_json(_v1_event_document(decoded))

@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from services.audit.consumer import AuditConsumer
+from services.audit.gc_tuning import tune_gc
 from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.records import GENESIS_HASH, encode_record
@@ -129,17 +130,15 @@ async def _bench_kafka(directory: Path, bootstrap: str, runs: int) -> list[Kafka
             await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    # As `alertyard serve audit` does once started: start-up objects leave the collector's
-    # working set (see services/audit/main.py).
-    gc.collect()
-    gc.freeze()
+    previous = tune_gc()  # as `alertyard serve audit` does once started
     try:
         return [
             await _consume_once(directory / f"run-{n}", bootstrap, topic, f"{topic}-{n}")
             for n in range(runs)
         ]
-    finally:
+    finally:  # the other benchmarks share this process
         gc.unfreeze()
+        gc.set_threshold(*previous)
 
 
 async def _consume_once(directory: Path, bootstrap: str, topic: str, group: str) -> KafkaRun:

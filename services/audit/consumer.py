@@ -185,19 +185,16 @@ class AuditConsumer:
 
     def _process(self, batches: _Batches) -> tuple[AppendResult, list[_Rejected]]:
         """Decode, quarantine the bad ones (fsynced), append the rest (fsynced)."""
-        records = [(tp, record) for tp, batch in batches.items() for record in batch]
-        events: list[Event] = []
+        records = [record for batch in batches.values() for record in batch]
+        decoded = decode_events([record.value for record in records])
+        events = [item for item in decoded if isinstance(item, Event)]
         rejected: list[_Rejected] = []
-        for (tp, record), decoded in zip(
-            records, decode_events([record.value for _, record in records]), strict=True
-        ):
-            if isinstance(decoded, Event):
-                events.append(decoded)
-            else:
-                rejected.append(
-                    (tp.topic, tp.partition, record.offset, record.key, record.value, decoded)
-                )
-        if rejected:
+        if len(events) < len(decoded):
+            rejected = [
+                (r.topic, r.partition, r.offset, r.key, r.value, item)
+                for r, item in zip(records, decoded, strict=True)
+                if isinstance(item, Rejected)
+            ]
             self._quarantine.add(rejected)
         return self._log.append(events, from_json=True), rejected
 

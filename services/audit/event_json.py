@@ -9,10 +9,11 @@ reference, and to logs written before this module existed, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json.encoder
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring
-from typing import Final
+from typing import Any, Final
 
 from pydantic import TypeAdapter
 
@@ -32,6 +33,23 @@ _DIRECT: Final = (
 )
 """The direct writer knows exactly these members (sorted); if the envelope ever gains or loses
 one, every event takes pydantic's dump instead, so nothing is silently left out."""
+
+
+def _bare_encoder() -> Callable[[Any], str]:
+    """``CANONICAL_ENCODER.encode`` minus its per-call set-up: the C encoder it builds on every
+    call, built once (without the circular-reference check: these documents come from JSON or
+    from pydantic's dump, which cannot hold cycles). Half the cost on a small document."""
+    make: Callable[..., Callable[[Any, int], list[str]]] | None
+    make = getattr(json.encoder, "c_make_encoder", None)  # CPython's accelerator, if present
+    if make is None:
+        return CANONICAL_ENCODER.encode
+    chunks = make(
+        None, CANONICAL_ENCODER.default, encode_basestring, None, ":", ",", True, False, False
+    )  # markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan
+    return lambda value: "".join(chunks(value, 0))
+
+
+_ENCODE: Final = _bare_encoder()
 _TEMPLATE: Final = (
     '{"actor":{"kind":%s,"token_id":%s,"user_id":%s},"data":%s,"id":%s,"sequence":%d,'
     '"source":%s,"subject":%s,"time":"%s","type":%s}'
@@ -46,7 +64,7 @@ def encode_events(events: Sequence[Event], *, from_json: bool = False) -> list[b
     the general path). Without it, the whole batch goes through one ``dump_python`` call.
     """
     if not (from_json and _DIRECT):
-        encode = CANONICAL_ENCODER.encode
+        encode = _ENCODE
         return [encode(doc).encode() for doc in _EVENTS.dump_python(list(events), mode="json")]
     return _encode_direct(events)
 
@@ -55,7 +73,7 @@ def _encode_direct(events: Sequence[Event]) -> list[bytes]:
     # Same string escaping as the canonical encoder (it calls this very function), and the
     # times in pydantic's own JSON form, formatted for the batch in one call.
     text = encode_basestring
-    encode = CANONICAL_ENCODER.encode
+    encode = _ENCODE
     times = _TIMES.dump_python([event.time for event in events], mode="json")
     out = []
     for event, time_text in zip(events, times, strict=True):

@@ -73,6 +73,11 @@ def decode_events(values: Sequence[bytes | None]) -> list[Event | Rejected]:
     when that call finds a bad value are the candidates decoded one by one, for their reasons.
     """
     secrets = _values_with_secrets(values)
+    if not secrets and all(values):  # the usual batch: every value is a candidate
+        try:
+            return list(_EVENT_BATCH.validate_python(values))
+        except ValidationError:
+            return [decode_event(value) for value in values]
     results: list[Event | Rejected | None] = [None] * len(values)
     candidates: list[int] = []
     for index, value in enumerate(values):

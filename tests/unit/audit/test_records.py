@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,13 @@ from services.audit import event_json
 from services.audit.event_json import encode_events
 from services.audit.log import AuditLog
 from services.audit.quarantine import decode_events
-from services.audit.records import GENESIS_HASH, canonical_json, chain_records, encode_record
+from services.audit.records import (
+    CANONICAL_ENCODER,
+    GENESIS_HASH,
+    canonical_json,
+    chain_records,
+    encode_record,
+)
 from services.audit.segments import list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_or_create_signing_key, load_public_key
 from services.audit.verify import verify_log
@@ -246,3 +253,17 @@ def test_direct_encoding_of_json_events_equals_pydantic_dump(
     assert direct == canonical_json(decoded.model_dump(mode="json"))
     assert direct == encode_events([decoded])[0]
     assert direct == canonical_json(_v1_event_document(decoded))
+
+
+def test_the_bare_encoder_matches_the_canonical_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    documents: list[Any] = [
+        {"b": [1, 2.5, None, True, {"z": "é\n", "a": -(2**70)}], "a": '\u2028"\\'},
+        {},
+        {"x": 1e16, "y": 0.1},
+    ]
+    encode = event_json._bare_encoder()
+    assert [encode(d).encode() for d in documents] == [canonical_json(d) for d in documents]
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode({"nan": float("nan")})  # the direct writer relies on this to fall back
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)  # no C accelerator
+    assert event_json._bare_encoder() == CANONICAL_ENCODER.encode

@@ -14,6 +14,7 @@ Environment: ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` (the Redis db is flushe
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -23,10 +24,10 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 from services.router.decisions import DecisionStore, DecisionWriter
-from services.router.engine import AlertRouter
+from services.router.engine import AlertRouter, consumer_settings, producer_settings
 from services.router.rules.compiled import compile_ruleset
 from services.router.rules.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
@@ -85,10 +86,12 @@ def _env() -> tuple[str, str]:
     )
 
 
-def _alert(n: int, sent_ns: int = 0) -> bytes:
+def _alert(n: int, sent_ns: int = 0) -> tuple[bytes, bytes]:
+    """Kafka key and value of alert ``n``; keyed by its dedup key, as ``alertyard send`` does."""
     team = TEAMS[n % len(TEAMS)]
+    alert_id = f"bench-{n}-{uuid.uuid4().hex[:8]}"
     body = {
-        "id": f"bench-{n}-{uuid.uuid4().hex[:8]}",
+        "id": alert_id,
         "source": "bench",
         "summary": f"disk usage above 90% on node-{n % 97}",
         "severity": "warning",
@@ -97,7 +100,7 @@ def _alert(n: int, sent_ns: int = 0) -> bytes:
         "labels": {"node": f"node-{n % 97}", "region": "eu-west-1"},
         "payload": {"sent_ns": sent_ns, "n": n},
     }
-    return json.dumps(body).encode()
+    return alert_id.encode(), json.dumps(body).encode()
 
 
 def _topics(tag: str) -> TopicSettings:
@@ -126,10 +129,10 @@ async def _preload(bootstrap: str, topic: str, token: str, count: int) -> None:
     headers = [("authorization", f"Bearer {token}".encode())]
     try:
         for start in range(0, count, 5000):
-            futures = [
-                await producer.send(topic, value=_alert(n), key=str(n).encode(), headers=headers)
-                for n in range(start, min(start + 5000, count))
-            ]
+            futures = []
+            for n in range(start, min(start + 5000, count)):
+                key, value = _alert(n)
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
             await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -147,10 +150,45 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             self.at = time.perf_counter()
 
 
+def _client_options() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The router's own producer and consumer options: the reference loop uses the same."""
+    settings = RouterSettings()
+    return producer_settings(settings), consumer_settings(settings)
+
+
+async def _acks(futures: list[asyncio.Future[Any]]) -> None:
+    """Wait for every ack in send order (as the router does: cheaper than ``gather``)."""
+    for future in futures:
+        if not future.done():
+            await asyncio.wait((future,))
+        future.result()  # a failed delivery fails the benchmark
+
+
+async def _forward(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, sink: str, timeout_ms: int
+) -> int:
+    """One round of the reference: consume a batch, produce every record (same key, value
+    and headers), wait for all acks (acks=all), then commit. Returns the records handled."""
+    batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=500)
+    futures = [
+        await producer.send(sink, value=r.value, key=r.key, headers=list(r.headers))
+        for records in batch.values()
+        for r in records
+    ]
+    await _acks(futures)
+    if not batch:
+        return 0
+    await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+    return len(futures)
+
+
 async def _bare_loop(bootstrap: str, source: str, sink: str, count: int) -> float:
-    """The reference: consume -> produce every record -> gather acks -> commit, per batch."""
-    producer = make_producer(bootstrap)
-    consumer = make_consumer(bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}")
+    """The reference: a bare aiokafka consume -> produce -> commit loop, one batch at a time."""
+    producer_options, consumer_options = _client_options()
+    producer = make_producer(bootstrap, **producer_options)
+    consumer = make_consumer(
+        bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}", **consumer_options
+    )
     listener = _Assigned()
     consumer.subscribe([source], listener=listener)
     await producer.start()
@@ -158,17 +196,7 @@ async def _bare_loop(bootstrap: str, source: str, sink: str, count: int) -> floa
     done = 0
     try:
         while done < count:
-            batch = await consumer.getmany(timeout_ms=50, max_records=500)
-            futures = []
-            for records in batch.values():
-                for r in records:
-                    futures.append(
-                        await producer.send(sink, value=r.value, key=r.key, headers=list(r.headers))
-                    )
-            await asyncio.gather(*futures)
-            if batch:
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
-                done += sum(len(rs) for rs in batch.values())
+            done += await _forward(consumer, producer, sink, timeout_ms=50)
         end = time.perf_counter()
     finally:
         await consumer.stop()
@@ -184,6 +212,9 @@ async def _router_run(bootstrap: str, redis_url: str, topics: TopicSettings, cou
             "redis_url": redis_url,
             "group_id": f"bench-router-{uuid.uuid4().hex[:8]}",
             "topics": topics,
+            # Created at start-up, as a deployment provisions them; the reference loop's
+            # sink topic exists before its clock starts too.
+            "provision_teams": list(TEAMS),
         }
     )
     redis = make_redis(redis_url)
@@ -205,6 +236,7 @@ async def _router_run(bootstrap: str, redis_url: str, topics: TopicSettings, cou
                 assigned_at = time.perf_counter()
             consumed = router.metrics.registry.get_sample_value("alertyard_router_alerts_in_total")
             if consumed is not None and consumed >= count:
+                await router.drain()  # up to the last commit, like the reference loop
                 end = time.perf_counter()
                 break
             await asyncio.sleep(0.001)
@@ -223,7 +255,11 @@ async def _throughput(bootstrap: str, redis_url: str, token: str) -> dict[str, A
     sink = f"bench-{tag}.bare-out"
     await ensure_topics(bootstrap, [topics.alerts, sink], partitions=PARTITIONS)
     await _preload(bootstrap, topics.alerts, token, THROUGHPUT_ALERTS)
+    # Both run like a started service: serve() freezes what start-up allocated, so the
+    # garbage collector's full passes skip it (see services/router/main.py).
+    gc.freeze()
     bare_s = await _bare_loop(bootstrap, topics.alerts, sink, THROUGHPUT_ALERTS)
+    gc.freeze()
     router_s = await _router_run(bootstrap, redis_url, topics, THROUGHPUT_ALERTS)
     bare_rate = THROUGHPUT_ALERTS / bare_s
     router_rate = THROUGHPUT_ALERTS / router_s
@@ -253,6 +289,7 @@ def _serve_router(config: str) -> None:
                 "group_id": spec["group"],
                 "topics": topics,
                 "batch_timeout_ms": 5,
+                "provision_teams": list(TEAMS),
             }
         )
         redis = make_redis(spec["redis_url"])
@@ -270,6 +307,7 @@ def _serve_router(config: str) -> None:
         task = asyncio.create_task(router.run())
         while not router.ready:  # noqa: ASYNC110 - readiness is a property, not an event
             await asyncio.sleep(0.05)
+        gc.freeze()  # as serve() does once started
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         await router.stop()
@@ -280,13 +318,13 @@ def _serve_router(config: str) -> None:
 
 
 async def _serve_bare(bootstrap: str, topics: TopicSettings) -> None:
-    """The latency reference: a bare consume -> produce -> gather -> commit loop with the
-    router's latency settings (fetch wait 20 ms, no linger), forwarding to one team topic."""
-    producer = make_producer(bootstrap, linger_ms=0)
+    """The latency reference: the bare loop with the router's client settings and batch
+    timeout, forwarding to one team topic."""
+    producer_options, consumer_options = _client_options()
+    producer = make_producer(bootstrap, **producer_options)
     consumer = make_consumer(
-        bootstrap, topics.alerts, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
-        fetch_max_wait_ms=20,
-    )  # fmt: skip
+        bootstrap, topics.alerts, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}", **consumer_options
+    )
     await producer.start()
     await consumer.start()
     closed = asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -294,18 +332,11 @@ async def _serve_bare(bootstrap: str, topics: TopicSettings) -> None:
     sink = topics.team_topic(TEAMS[0])
     try:
         while not closed.done():
-            batch = await consumer.getmany(timeout_ms=5, max_records=500)
+            await _forward(consumer, producer, sink, timeout_ms=5)
             if not ready and consumer.assignment():
                 ready = True
+                gc.freeze()  # as serve() does once started
                 print("ready", flush=True)
-            futures = [
-                await producer.send(sink, value=r.value, key=r.key, headers=list(r.headers))
-                for records in batch.values()
-                for r in records
-            ]
-            await asyncio.gather(*futures)
-            if batch:
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
     finally:
         await consumer.stop()
         await producer.stop()
@@ -390,11 +421,8 @@ async def _measure_latency(
         if delay > 0:
             await asyncio.sleep(delay)
         for i in range(n, n + per_tick):
-            pending.append(
-                await producer.send(
-                    source, value=_alert(i, time.time_ns()), key=str(i).encode(), headers=headers
-                )
-            )
+            key, value = _alert(i, time.time_ns())
+            pending.append(await producer.send(source, value=value, key=key, headers=headers))
     await asyncio.gather(*pending)
     sent_rate = total / (time.perf_counter() - start)
     try:

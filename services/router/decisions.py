@@ -16,10 +16,9 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
@@ -28,6 +27,7 @@ from shared.logging import get_logger
 
 __all__ = [
     "Decision",
+    "DecisionEncoder",
     "DecisionPage",
     "DecisionRecord",
     "DecisionStore",
@@ -42,32 +42,40 @@ _PREFIX = "alertyard:decision:"
 _INDEX = "alertyard:decisions:"
 _SCAN_CHUNK = 200
 
-# ARGV: retention_s, trim bound, n, then n x (key, json), then per scope: key, m, m members.
+# ARGV: retention_s, trim bound, decision key prefix, index key prefix, then ONE JSON array of
+# rows [member, body, scope, ...]: redis-py packs each argument in Python (costly per decision),
+# cjson decodes the array in C.
 _WRITE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local cutoff = ARGV[2]
-local n = tonumber(ARGV[3])
-local i = 4
-for _ = 1, n do
-  redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', ttl)
-  i = i + 2
-end
-while i <= #ARGV do
-  local key = ARGV[i]
-  local m = tonumber(ARGV[i + 1])
-  local zargs = {}
-  for j = 1, m do
+local prefix = ARGV[3]
+local index = ARGV[4]
+local rows = cjson.decode(ARGV[5])
+local by_scope = {}
+for _, row in ipairs(rows) do
+  local member = row[1]
+  -- member = <received ms>:<alert id>
+  local id = string.sub(member, string.find(member, ':', 1, true) + 1)
+  redis.call('SET', prefix .. id, row[2], 'EX', ttl)
+  for k = 3, #row do
+    local zargs = by_scope[row[k]]
+    if not zargs then
+      zargs = {}
+      by_scope[row[k]] = zargs
+    end
     zargs[#zargs + 1] = 0
-    zargs[#zargs + 1] = ARGV[i + 1 + j]
+    zargs[#zargs + 1] = member
   end
+end
+for scope, zargs in pairs(by_scope) do
+  local key = index .. scope
   for start = 1, #zargs, 1000 do
     redis.call('ZADD', key, unpack(zargs, start, math.min(start + 999, #zargs)))
   end
   redis.call('ZREMRANGEBYLEX', key, '-', cutoff)
   redis.call('EXPIRE', key, ttl)
-  i = i + 2 + m
 end
-return n
+return #rows
 """
 _SCAN_ROUNDS = 10
 
@@ -124,14 +132,102 @@ def scopes_for(teams: Sequence[str], outcome: str) -> tuple[str, ...]:
     return ("all", *(f"team:{t}" for t in teams), *extra)
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
+class DecisionRecord(NamedTuple):
     """A decision ready to write: its index member, scopes and JSON (a :class:`Decision`)."""
 
     alert_id: str
     member: str
     scopes: tuple[str, ...]
     body: str
+
+
+_json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
+"""A JSON string literal, exactly as ``json.dumps`` writes it (the C implementation)."""
+
+_BODY = (
+    '{"alert_id":%s,"outcome":%s,"alert_status":%s,"severity":%s,"dedup_key":%s,"teams":%s,'
+    '"rule_ids":%s,"ruleset_version":%d,"fallback":%s,"token_id":%s,"received_at":%s,'
+    '"routed_at":%s,"source_topic":%s,"source_partition":%d,"source_offset":%d,"published":[%s]}'
+)
+_PLACEMENT = '{"topic":%s,"partition":%d,"offset":%d}'
+
+
+class DecisionEncoder:
+    """Builds the :class:`DecisionRecord` of many alerts that share their batch's times.
+
+    The hot path writes one record per alert, so the body is filled into a template (the JSON
+    of a :class:`Decision`; a unit test holds them equal) and the parts that repeat within a
+    batch (teams, rule ids, token id, topics, enum values) are encoded once.
+    """
+
+    __slots__ = ("_json", "_lists", "_member_prefix", "_received", "_routed", "_scopes")
+
+    def __init__(
+        self, received_at: datetime | str, routed_at: datetime | str, received_ms: int
+    ) -> None:
+        self._received = _json_str(_iso(received_at))
+        self._routed = _json_str(_iso(routed_at))
+        self._member_prefix = f"{received_ms:013d}:"
+        self._json: dict[str, str] = {}
+        self._lists: dict[tuple[str, ...], str] = {}
+        self._scopes: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
+
+    def _str(self, text: str) -> str:
+        found = self._json.get(text)
+        if found is None:
+            found = self._json[text] = _json_str(text)
+        return found
+
+    def _list(self, items: tuple[str, ...]) -> str:
+        found = self._lists.get(items)
+        if found is None:
+            found = self._lists[items] = "[" + ",".join(map(_json_str, items)) + "]"
+        return found
+
+    def record(
+        self,
+        alert_id: str,
+        outcome: str,
+        alert_status: str,
+        severity: str,
+        dedup_key: str,
+        teams: tuple[str, ...],
+        rule_ids: tuple[str, ...],
+        ruleset_version: int,
+        fallback: bool,
+        token_id: str,
+        source: tuple[str, int, int],
+        published: Iterable[tuple[str, int, int]],
+    ) -> DecisionRecord:
+        text = self._str
+        quoted_id = _json_str(alert_id)
+        body = _BODY % (
+            quoted_id,
+            text(outcome),
+            text(alert_status),
+            text(severity),
+            quoted_id if dedup_key == alert_id else _json_str(dedup_key),
+            self._list(teams),
+            self._list(rule_ids),
+            ruleset_version,
+            "true" if fallback else "false",
+            text(token_id),
+            self._received,
+            self._routed,
+            text(source[0]),
+            source[1],
+            source[2],
+            ",".join([_PLACEMENT % (text(t), p, o) for t, p, o in published]),
+        )
+        scopes = self._scopes.get((teams, outcome))
+        if scopes is None:
+            scopes = self._scopes[teams, outcome] = scopes_for(teams, outcome)
+        return DecisionRecord(alert_id, self._member_prefix + alert_id, scopes, body)
+
+
+def _iso(moment: datetime | str) -> str:
+    # A batch shares its times: callers may pass them formatted once (ISO 8601).
+    return moment if isinstance(moment, str) else moment.isoformat()
 
 
 def decision_record(
@@ -152,34 +248,20 @@ def decision_record(
     source: tuple[str, int, int],
     published: list[tuple[str, int, int]],
 ) -> DecisionRecord:
-    """A :class:`Decision`'s record built with ``json.dumps`` instead of a pydantic model.
-
-    The hot path writes one per alert; a unit test holds it equal to ``Decision.to_record``.
-    """
-    body = {
-        "alert_id": alert_id,
-        "outcome": outcome,
-        "alert_status": alert_status,
-        "severity": severity,
-        "dedup_key": dedup_key,
-        "teams": teams,
-        "rule_ids": rule_ids,
-        "ruleset_version": ruleset_version,
-        "fallback": fallback,
-        "token_id": token_id,
-        # A batch shares its times: callers may pass them formatted once (ISO 8601).
-        "received_at": received_at if isinstance(received_at, str) else received_at.isoformat(),
-        "routed_at": routed_at if isinstance(routed_at, str) else routed_at.isoformat(),
-        "source_topic": source[0],
-        "source_partition": source[1],
-        "source_offset": source[2],
-        "published": [{"topic": t, "partition": p, "offset": o} for t, p, o in published],
-    }
-    return DecisionRecord(
-        alert_id=alert_id,
-        member=f"{received_ms:013d}:{alert_id}",
-        scopes=scopes_for(teams, outcome),
-        body=json.dumps(body, separators=(",", ":")),
+    """One :class:`Decision`'s record without a pydantic model (see :class:`DecisionEncoder`)."""
+    return DecisionEncoder(received_at, routed_at, received_ms).record(
+        alert_id,
+        outcome,
+        alert_status,
+        severity,
+        dedup_key,
+        teams,
+        rule_ids,
+        ruleset_version,
+        fallback,
+        token_id,
+        source,
+        published,
     )
 
 
@@ -219,23 +301,21 @@ class DecisionStore:
         """Write a batch of decisions in one round trip and one command (a Lua script).
 
         A pipeline of SET + ZADD per decision costs redis-py a command to pack and a reply to
-        parse each; one script call per batch keeps the hot path cheap.
+        parse each; one script call with one JSON argument per batch keeps the hot path cheap.
         """
         if not decisions:
             return
         cutoff = f"({int((time.time() - self._retention_s) * 1000):013d}"
-        by_scope: dict[str, list[str]] = {}
-        args: list[str | int] = [self._retention_s, cutoff, len(decisions)]
+        scopes: dict[tuple[str, ...], str] = {}
+        rows = []
         for record in decisions:
-            args.append(_PREFIX + record.alert_id)
-            args.append(record.body)
-            for scope in record.scopes:
-                by_scope.setdefault(scope, []).append(record.member)
-        for scope, members in by_scope.items():
-            args.append(_INDEX + scope)
-            args.append(len(members))
-            args.extend(members)
-        await self._write(keys=[], args=args)
+            tail = scopes.get(record.scopes)
+            if tail is None:
+                tail = scopes[record.scopes] = "".join("," + _json_str(s) for s in record.scopes)
+            rows.append(f"[{_json_str(record.member)},{_json_str(record.body)}{tail}]")
+        await self._write(
+            keys=[], args=[self._retention_s, cutoff, _PREFIX, _INDEX, "[" + ",".join(rows) + "]"]
+        )
 
     async def get(self, alert_id: str) -> Decision | None:
         raw = cast(bytes | None, await self._redis.get(_PREFIX + alert_id))

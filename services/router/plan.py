@@ -2,34 +2,47 @@
 
 Pure functions: no broker, no Redis. The consumer loop publishes what :func:`plan_batch` returns
 and records the decisions once Kafka acknowledged them.
+
+This runs once per record on the hot path, so the parts a batch shares (team topics, header
+values of a team, rule list, ruleset version, token, source partition) are built once per batch
+and reused; routed headers are plain tuples, never a pydantic model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from services.router import rejects
 from services.router.authn import AuthOutcome
 from services.router.intake import Inbound
-from services.router.ports import CompiledRulesetView
+from services.router.ports import CompiledRulesetView, RoutingDecisionView
 from services.router.rejects import Rejection
 from shared.alert import Alert
 from shared.auth import Permission, Principal, TokenKind
-from shared.headers import RejectedHeaders
+from shared.headers import PREFIX, RejectedHeaders
 from shared.settings import TopicSettings
 
-__all__ = ["BatchPlan", "OutMessage", "PlannedAlert", "plan_batch", "routed_headers"]
+__all__ = ["BatchPlan", "OutMessage", "PlannedAlert", "plan_batch"]
+
+Header = tuple[str, bytes]
+
+_ALERT_ID = PREFIX + "alert-id"
+_TEAM = PREFIX + "team"
+_RULE_IDS = PREFIX + "rule-ids"
+_RULESET_VERSION = PREFIX + "ruleset-version"
+_TOKEN_ID = PREFIX + "token-id"
+_SOURCE = PREFIX + "source"
 
 
-@dataclass(frozen=True, slots=True)
-class OutMessage:
+class OutMessage(NamedTuple):
     """One record to produce."""
 
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[Header]
 
 
 @dataclass(slots=True)
@@ -55,6 +68,14 @@ class BatchPlan:
     messages: list[OutMessage] = field(default_factory=list)
     accepted: list[PlannedAlert] = field(default_factory=list)
     rejected: list[tuple[Inbound, Rejection]] = field(default_factory=list)
+    copies_by_team: dict[str, int] = field(default_factory=dict)
+    """Routed copies per destination team (for the metrics and the batch log line)."""
+    unrouted: int = 0
+
+    @property
+    def topics(self) -> set[str]:
+        """Every topic this plan publishes to."""
+        return {m.topic for m in self.messages}
 
 
 def plan_batch(
@@ -64,73 +85,129 @@ def plan_batch(
     topics: TopicSettings,
 ) -> BatchPlan:
     """Decide every record of a batch, in order, into team / unrouted / rejected messages."""
+    verdicts = [_accept(inbound, auth) for inbound in inbounds]
+    alerts = [v[0] for v in verdicts if not isinstance(v, Rejection)]
+    decisions = _evaluate(ruleset, alerts)
     plan = BatchPlan()
-    for inbound in inbounds:
-        accepted = _accept(inbound, auth)
-        if isinstance(accepted, Rejection):
-            plan.rejected.append((inbound, accepted))
-            plan.messages.append(_rejected_message(inbound, accepted, topics))
+    messages, copies = plan.messages, plan.copies_by_team
+    shared = _SharedParts(topics)
+    next_decision = iter(decisions).__next__
+    for inbound, verdict in zip(inbounds, verdicts, strict=True):
+        if isinstance(verdict, Rejection):
+            _reject(plan, inbound, verdict, topics)
             continue
-        alert, principal = accepted
-        try:
-            decision = ruleset.evaluate(alert)
-        except Exception as exc:  # one alert must not stop the stream; it stays replayable
-            rejection = Rejection.of(rejects.EVALUATION_ERROR, f"rule evaluation failed: {exc!r}")
-            plan.rejected.append((inbound, rejection))
-            plan.messages.append(_rejected_message(inbound, rejection, topics))
+        alert, principal = verdict
+        decision = next_decision()
+        if isinstance(decision, Rejection):
+            _reject(plan, inbound, decision, topics)
             continue
+        teams = shared.teams(decision.teams)
+        rule_ids = tuple(decision.rule_ids)
         planned = PlannedAlert(
-            inbound=inbound,
-            alert=alert,
-            principal=principal,
-            teams=tuple(dict.fromkeys(decision.teams)),
-            rule_ids=tuple(decision.rule_ids),
-            ruleset_version=decision.ruleset_version,
-            fallback=decision.fallback,
+            inbound,
+            alert,
+            principal,
+            teams,
+            rule_ids,
+            decision.ruleset_version,
+            decision.fallback,
         )
         # The producer's bytes go out untouched unless the router filled in or stamped a field.
         value = inbound.value if alert is inbound.alert else alert.to_bytes()
         key = alert.kafka_key()
-        common = routed_headers(
-            alert_id=alert.id,
-            rule_ids=planned.rule_ids,
-            ruleset_version=planned.ruleset_version,
-            token_id=principal.token_id,
-            source=(inbound.topic, inbound.partition, inbound.offset),
-        )
-        for team in planned.teams or ("",):
-            topic = topics.team_topic(team) if team else topics.unrouted
-            planned.message_indexes.append(len(plan.messages))
-            headers = [*common, (_TEAM_HEADER, team.encode())]
-            plan.messages.append(OutMessage(topic, key, value, headers))
+        alert_id = (_ALERT_ID, alert.id.encode())
+        rules = shared.rule_ids(rule_ids)
+        version = shared.version(decision.ruleset_version)
+        token = shared.token(principal.token_id)
+        source = shared.source(inbound)
+        indexes = planned.message_indexes
+        if teams:
+            for team in teams:
+                topic, team_header = shared.team(team)
+                indexes.append(len(messages))
+                headers = [alert_id, team_header, rules, version, token, source]
+                messages.append(OutMessage(topic, key, value, headers))
+                copies[team] = copies.get(team, 0) + 1
+        else:
+            indexes.append(len(messages))
+            headers = [alert_id, shared.no_team, rules, version, token, source]
+            messages.append(OutMessage(topics.unrouted, key, value, headers))
+            plan.unrouted += 1
         plan.accepted.append(planned)
     return plan
 
 
-_TEAM_HEADER = "alertyard-team"
+class _SharedParts:
+    """Header values and topics that repeat within a batch, each built once."""
+
+    __slots__ = ("_rules", "_sources", "_teams", "_teamsets", "_tokens", "_topics", "_versions")
+
+    def __init__(self, topics: TopicSettings) -> None:
+        self._topics = topics
+        self._teams: dict[str, tuple[str, Header]] = {}
+        self._teamsets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._rules: dict[tuple[str, ...], Header] = {}
+        self._versions: dict[int, Header] = {}
+        self._tokens: dict[str, Header] = {}
+        self._sources: dict[tuple[str, int], bytes] = {}
+
+    no_team: Header = (_TEAM, b"")
+
+    def teams(self, teams: Sequence[str]) -> tuple[str, ...]:
+        """The destinations without repeats, in order."""
+        key = tuple(teams)
+        found = self._teamsets.get(key)
+        if found is None:
+            found = self._teamsets[key] = tuple(dict.fromkeys(key))
+        return found
+
+    def team(self, team: str) -> tuple[str, Header]:
+        found = self._teams.get(team)
+        if found is None:
+            found = self._teams[team] = (self._topics.team_topic(team), (_TEAM, team.encode()))
+        return found
+
+    def rule_ids(self, rule_ids: tuple[str, ...]) -> Header:
+        found = self._rules.get(rule_ids)
+        if found is None:
+            found = self._rules[rule_ids] = (_RULE_IDS, ",".join(rule_ids).encode())
+        return found
+
+    def version(self, version: int) -> Header:
+        found = self._versions.get(version)
+        if found is None:
+            found = self._versions[version] = (_RULESET_VERSION, str(version).encode())
+        return found
+
+    def token(self, token_id: str) -> Header:
+        found = self._tokens.get(token_id)
+        if found is None:
+            found = self._tokens[token_id] = (_TOKEN_ID, token_id.encode())
+        return found
+
+    def source(self, inbound: Inbound) -> Header:
+        where = (inbound.topic, inbound.partition)
+        prefix = self._sources.get(where)
+        if prefix is None:
+            prefix = self._sources[where] = f"{inbound.topic}/{inbound.partition}/".encode()
+        return (_SOURCE, b"%b%d" % (prefix, inbound.offset))
 
 
-def routed_headers(
-    *,
-    alert_id: str,
-    rule_ids: tuple[str, ...],
-    ruleset_version: int,
-    token_id: str,
-    source: tuple[str, int, int],
-) -> list[tuple[str, bytes]]:
-    """:class:`RoutedHeaders` without the team header, built without a pydantic model.
+def _evaluate(
+    ruleset: CompiledRulesetView, alerts: list[Alert]
+) -> list[RoutingDecisionView | Rejection]:
+    """Evaluate the batch in one call; if that raises, find the culprits one by one."""
+    try:
+        return list(ruleset.evaluate_many(alerts))
+    except Exception:
+        return [_evaluate_one(ruleset, alert) for alert in alerts]
 
-    Equivalent to ``RoutedHeaders(...).to_kafka()`` (a unit test holds them equal); building
-    the model costs more than the rest of the plan on the hot path. The caller adds the team.
-    """
-    topic, partition, offset = source
-    return [
-        ("alertyard-alert-id", alert_id.encode()),
-        ("alertyard-rule-ids", ",".join(rule_ids).encode()),
-        ("alertyard-ruleset-version", str(ruleset_version).encode()),
-        ("alertyard-token-id", token_id.encode()),
-        ("alertyard-source", f"{topic}/{partition}/{offset}".encode()),
-    ]
+
+def _evaluate_one(ruleset: CompiledRulesetView, alert: Alert) -> RoutingDecisionView | Rejection:
+    try:
+        return ruleset.evaluate(alert)
+    except Exception as exc:  # one alert must not stop the stream; it stays replayable
+        return Rejection.of(rejects.EVALUATION_ERROR, f"rule evaluation failed: {exc!r}")
 
 
 def _accept(
@@ -155,7 +232,8 @@ def _accept(
     return alert, outcome
 
 
-def _rejected_message(inbound: Inbound, rejection: Rejection, topics: TopicSettings) -> OutMessage:
+def _reject(plan: BatchPlan, inbound: Inbound, rejection: Rejection, topics: TopicSettings) -> None:
+    plan.rejected.append((inbound, rejection))
     headers = RejectedHeaders(
         reason=rejection.reason,
         detail=rejection.detail,
@@ -164,4 +242,6 @@ def _rejected_message(inbound: Inbound, rejection: Rejection, topics: TopicSetti
         source_offset=inbound.offset,
     )
     # The original bytes, untouched; the original headers are dropped (they hold the token).
-    return OutMessage(topics.rejected, inbound.key, inbound.value, headers.to_kafka())
+    plan.messages.append(
+        OutMessage(topics.rejected, inbound.key, inbound.value, headers.to_kafka())
+    )

@@ -6,7 +6,7 @@ exercised with any compiled ruleset (``services.router.rules`` provides the real
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from shared.alert import Alert
@@ -35,6 +35,10 @@ class CompiledRulesetView(Protocol):
     def version(self) -> int: ...
 
     def evaluate(self, alert: Alert) -> RoutingDecisionView: ...
+
+    def evaluate_many(self, alerts: Iterable[Alert]) -> Sequence[RoutingDecisionView]:
+        """One decision per alert, in order (the whole batch in one call)."""
+        ...
 
 
 class RulesetSource(Protocol):

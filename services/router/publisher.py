@@ -113,13 +113,21 @@ class BatchPublisher:
         futures: list[tuple[int, asyncio.Future[RecordMetadata]]],
         results: list[RecordMetadata | None],
     ) -> list[int]:
-        outcomes = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        """Wait for every ack, in send order; returns the indexes whose delivery failed.
+
+        A produce response settles a whole run of futures at once, so walking them in order
+        suspends about once per request. (``asyncio.gather`` would add a done callback, hence
+        an event-loop iteration, per record.) ``asyncio.wait`` never cancels the producer's
+        futures when this task is cancelled.
+        """
         failed: list[int] = []
-        for (index, _), outcome in zip(futures, outcomes, strict=True):
-            if isinstance(outcome, asyncio.CancelledError):
-                raise outcome
-            if isinstance(outcome, BaseException):
-                failed.append(index)
+        for index, future in futures:
+            if not future.done():
+                await asyncio.wait((future,))
+            if future.cancelled():
+                raise asyncio.CancelledError
+            if future.exception() is None:
+                results[index] = future.result()
             else:
-                results[index] = outcome
+                failed.append(index)
         return failed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from shared.alert import Alert
@@ -30,6 +30,9 @@ class ByServiceRuleset:
         teams = self._table.get(alert.service, ())
         rules = tuple(f"r-{t}" for t in teams)
         return Decision(teams, rules, self.version, False)
+
+    def evaluate_many(self, alerts: Iterable[Alert]) -> list[Decision]:
+        return [self.evaluate(alert) for alert in alerts]
 
 
 class TokenInvalidError(UnauthenticatedError):

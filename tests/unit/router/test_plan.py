@@ -4,7 +4,7 @@ import json
 
 from services.router.authn import AuthOutcome
 from services.router.intake import Inbound, inspect_record
-from services.router.plan import plan_batch, routed_headers
+from services.router.plan import plan_batch
 from shared.alert import Alert
 from shared.auth import Permission, TokenKind
 from shared.headers import RejectedHeaders, RoutedHeaders
@@ -98,26 +98,40 @@ def test_an_evaluation_bug_rejects_one_alert_and_keeps_going() -> None:
     assert RejectedHeaders.from_kafka(plan.messages[0].headers).reason == "evaluation_error"
 
 
-def test_fast_routed_headers_match_the_contract() -> None:
-    contract = RoutedHeaders(
-        alert_id="a1",
-        team="dba",
-        rule_ids=("r1", "r2"),
-        ruleset_version=4,
-        token_id="tok",
-        source_topic="alerts",
-        source_partition=2,
-        source_offset=9,
-    )
-    fast = [
-        *routed_headers(
-            alert_id="a1",
-            rule_ids=("r1", "r2"),
+def test_routed_headers_match_the_contract() -> None:
+    """The plan builds header tuples by hand; they must equal ``RoutedHeaders.to_kafka``."""
+    multi = ByServiceRuleset({"db": ("dba", "sre", "dba")}, version=4)
+    inbounds = [record(alert("db", id=f"a{n}"), offset=9 + n) for n in range(2)]
+    plan = plan_batch(inbounds, {"good": principal("tok")}, multi, TOPICS)
+    assert [m.topic for m in plan.messages] == ["t.team.dba", "t.team.sre"] * 2
+    for n, message in enumerate(plan.messages):
+        contract = RoutedHeaders(
+            alert_id=f"a{n // 2}",
+            team=("dba", "sre")[n % 2],
+            rule_ids=("r-dba", "r-sre", "r-dba"),
             ruleset_version=4,
             token_id="tok",
-            source=("alerts", 2, 9),
-        ),
-        ("alertyard-team", b"dba"),
-    ]
-    assert sorted(fast) == sorted(contract.to_kafka())
-    assert RoutedHeaders.from_kafka(fast) == contract
+            source_topic="alerts",
+            source_partition=0,
+            source_offset=9 + n // 2,
+        )
+        assert sorted(message.headers) == sorted(contract.to_kafka())
+    assert plan.copies_by_team == {"dba": 2, "sre": 2}
+    assert plan.unrouted == 0
+    assert plan.accepted[1].teams == ("dba", "sre")
+
+
+def test_unrouted_headers_match_the_contract_and_are_counted() -> None:
+    plan = plan_batch([record(alert("nope", id="u1"))], {"good": principal("tok")}, RULES, TOPICS)
+    contract = RoutedHeaders(
+        alert_id="u1",
+        team="",
+        rule_ids=(),
+        ruleset_version=7,
+        token_id="tok",
+        source_topic="alerts",
+        source_partition=0,
+        source_offset=0,
+    )
+    assert sorted(plan.messages[0].headers) == sorted(contract.to_kafka())
+    assert (plan.unrouted, plan.copies_by_team) == (1, {})

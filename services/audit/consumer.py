@@ -6,9 +6,10 @@ delivers the batch again, and the log skips the event ids it already holds: noth
 nothing is written twice.
 
 :meth:`AuditConsumer.run` pipelines this without weakening it. While batch N is decoded,
-appended and fsynced in a worker thread, the event loop polls batch N+1 and the commit of batch
-N-1 is in flight; N+1 is appended only after N, and N's commit is sent only after N's append
-returned (durable) and N-1's commit finished, so commits stay in batch order.
+appended and fsynced in a worker thread, the event loop polls batch N+1 and commits batch N-1.
+N+1 is appended only after N's append returned, and N's commit is sent only once N is durable
+and N-1's commit has finished, so every commit covers fsynced records and commits go out in
+batch order.
 """
 
 from __future__ import annotations
@@ -94,12 +95,15 @@ class AuditConsumer:
         try:
             while not self._stopping.is_set():
                 batches = await self._poll()  # meanwhile the previous batch is being appended
+                durable = None
                 if appending is not None:
                     task, appending = appending, None
-                    await self._commit_after(await task)
-                if batches:
+                    durable = await task
+                if batches:  # the log is free: the next append starts at once ...
                     appending = asyncio.create_task(self._append(batches), name="audit-append")
-                else:
+                if durable is not None:  # ... while the previous batch's commit waits its turn
+                    await self._commit_after(durable)
+                if not batches:
                     await self._idle()
         finally:
             if appending is not None:  # stopped or cancelled mid-append: finish it, commit it

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from services.router import rejects
 from services.router.rejects import Rejection
 from shared.alert import MAX_ALERT_BYTES, Alert
-from shared.headers import AUTHORIZATION, bearer_token, header_value
+from shared.headers import AUTHORIZATION, bearer_token
 
 __all__ = ["Inbound", "inspect_batch", "inspect_record"]
 
@@ -83,7 +83,11 @@ def _inspect(
             rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
         )
         return inbound
-    raw = header_value(headers or (), AUTHORIZATION)
+    raw = None
+    for name, header in headers or ():
+        if name == AUTHORIZATION or name.lower() == AUTHORIZATION:  # the first one counts
+            raw = header
+            break
     if raw is None:
         inbound.rejection = Rejection.of(
             rejects.MISSING_TOKEN, "no 'authorization: Bearer <token>' header"

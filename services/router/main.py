@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import socket
@@ -20,6 +19,7 @@ from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
 from services.router.rules.live import LiveRuleset
 from services.router.rules.store import RulesStore
+from services.router.runtime import tune_gc
 from services.tokens.validator import build_validator
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
@@ -98,9 +98,7 @@ async def run_router(settings: RouterSettings) -> None:
     await live.start()
     await relay_producer.start()
     await router.start()
-    # Start-up allocated most of the heap (schemas, clients, the ruleset): freeze it so the
-    # collector's full passes, frequent at this allocation rate, only walk what routing made.
-    gc.freeze()
+    tune_gc()  # after start-up: see services/router/runtime.py
     tasks = {
         asyncio.create_task(router.run(), name="router"),
         asyncio.create_task(relay.run(), name="rules-outbox-relay"),

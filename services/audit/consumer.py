@@ -5,11 +5,14 @@ and only then commit the batch's offsets. A crash anywhere before the commit mea
 delivers the batch again, and the log skips the event ids it already holds: nothing is lost and
 nothing is written twice.
 
-:meth:`AuditConsumer.run` pipelines this without weakening it. While batch N is decoded,
-appended and fsynced in a worker thread, the event loop polls batch N+1 and commits batch N-1.
-N+1 is appended only after N's append returned, and N's commit is sent only once N is durable
-and N-1's commit has finished, so every commit covers fsynced records and commits go out in
-batch order.
+:meth:`AuditConsumer.run` pipelines this without weakening it. Each batch is *staged* on the
+event loop (decode, validate, encode, chain: CPU) and then *written* in a worker thread
+(quarantine, segment write, fsync, checkpoint: I/O). While batch N is written, the loop polls
+and stages batch N+1 and commits what is already durable. N+1's write starts only after N's
+returned; a batch's offsets join the commit queue only once it is durable. One commit is in
+flight at a time, and the batches that became durable meanwhile go out together in the next
+one (offsets are high-water marks, so it covers them all): the log never waits for the
+broker's commit round trip, and every commit covers fsynced records only.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from services.audit import metrics
-from services.audit.log import AppendResult, AuditLog
+from services.audit.log import AppendResult, AuditLog, PreparedBatch
 from services.audit.quarantine import Quarantine, Rejected, decode_events
 from shared.events import Event
 from shared.logging import get_logger
@@ -34,6 +37,17 @@ log = get_logger(__name__)
 _Rejected = tuple[str, int, int, bytes | None, bytes | None, Rejected]
 """A record kept out of the chain: topic, partition, offset, key, value, why."""
 _Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A polled batch decoded, encoded and chained, not written yet."""
+
+    offsets: dict[TopicPartition, int]
+    records: int
+    prepared: PreparedBatch
+    rejected: list[_Rejected]
+    started: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,8 @@ class AuditConsumer:
         self._poll_timeout_ms = poll_timeout_ms
         self._stopping = asyncio.Event()
         self._commit_task: asyncio.Task[None] | None = None
+        self._queued: list[tuple[_Durable, int]] = []
+        """Durable batches (with the head seq after each) whose offsets are not committed yet."""
         self.batches = 0
         """Batches made durable."""
         self.records_committed = 0
@@ -91,23 +107,25 @@ class AuditConsumer:
                     missing=state.missing_count,
                     ranges=str(state.missing[:10]),
                 )
-        appending: asyncio.Task[_Durable] | None = None
+        writing: asyncio.Task[_Durable] | None = None
         try:
             while not self._stopping.is_set():
-                batches = await self._poll()  # meanwhile the previous batch is being appended
+                # Polling and preparing batch N+1 overlap the write and fsync of batch N.
+                batches = await self._poll()
+                staged = self._stage(batches) if batches else None
                 durable = None
-                if appending is not None:
-                    task, appending = appending, None
+                if writing is not None:
+                    task, writing = writing, None
                     durable = await task
-                if batches:  # the log is free: the next append starts at once ...
-                    appending = asyncio.create_task(self._append(batches), name="audit-append")
-                if durable is not None:  # ... while the previous batch's commit waits its turn
+                if staged is not None:  # batch N is on disk: N+1's write starts at once ...
+                    writing = asyncio.create_task(self._write(staged), name="audit-write")
+                if durable is not None:  # ... and N's offsets join the commit queue
                     await self._commit_after(durable)
                 if not batches:
                     await self._idle()
         finally:
-            if appending is not None:  # stopped or cancelled mid-append: finish it, commit it
-                await self._commit_after(await appending)
+            if writing is not None:  # stopped or cancelled mid-write: finish it, commit it
+                await self._commit_after(await writing)
             await self.settle()
 
     async def step(self) -> int:
@@ -117,13 +135,13 @@ class AuditConsumer:
         if not batches:
             await self._idle()
             return 0
-        durable = await self._append(batches)
+        durable = await self._write(self._stage(batches))
         await self._commit_after(durable)
         await self.settle()
         return durable.records
 
     async def settle(self) -> None:
-        """Wait for the commit in flight, if any (its errors surface here)."""
+        """Wait until every queued batch is committed (a commit's errors surface here)."""
         task, self._commit_task = self._commit_task, None
         if task is not None:
             await task
@@ -140,18 +158,47 @@ class AuditConsumer:
         if await asyncio.to_thread(self._log.maybe_checkpoint):
             metrics.CHECKPOINTS.inc()
 
-    async def _append(self, batches: _Batches) -> _Durable:
-        """Decode and append a batch in a worker thread (the event loop keeps polling and
-        committing meanwhile); returns once it is fsynced."""
+    def _stage(self, batches: _Batches) -> _Staged:
+        """Decode, validate, encode and chain a batch: the CPU half, run on the event loop.
+
+        Running it on the loop rather than in a thread is faster: pure-Python CPU work in a
+        thread holds the GIL, and each time the loop wakes for network I/O it then waits for
+        the interpreter's switch interval, which starves fetches and commits (measured in
+        docs/audit.md, Performance). The loop pauses for the few milliseconds this takes.
+        """
         started = time.perf_counter()
-        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
-        count = sum(len(records) for records in batches.values())
-        result, rejected = await asyncio.to_thread(self._process, batches)
-        metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
-        return _Durable(offsets, count, result, rejected, started)
+        records = [record for batch in batches.values() for record in batch]
+        decoded = decode_events([record.value for record in records])
+        events = [item for item in decoded if isinstance(item, Event)]
+        rejected: list[_Rejected] = []
+        if len(events) < len(decoded):
+            rejected = [
+                (r.topic, r.partition, r.offset, r.key, r.value, item)
+                for r, item in zip(records, decoded, strict=True)
+                if isinstance(item, Rejected)
+            ]
+        return _Staged(
+            offsets={tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch},
+            records=len(records),
+            prepared=self._log.prepare(events, from_json=True),
+            rejected=rejected,
+            started=started,
+        )
+
+    async def _write(self, staged: _Staged) -> _Durable:
+        """The I/O half, in a worker thread (the GIL is free while it waits on the disk):
+        quarantine the rejected records, write the events, fsync both; durable on return."""
+        result = await asyncio.to_thread(self._write_files, staged)
+        metrics.APPEND_SECONDS.observe(time.perf_counter() - staged.started)
+        return _Durable(staged.offsets, staged.records, result, staged.rejected, staged.started)
+
+    def _write_files(self, staged: _Staged) -> AppendResult:
+        if staged.rejected:
+            self._quarantine.add(staged.rejected)
+        return self._log.write(staged.prepared)
 
     async def _commit_after(self, durable: _Durable) -> None:
-        """Report a durable batch, wait for the previous commit, then start this one's."""
+        """Report a durable batch and queue its offsets for the committer."""
         for entry in durable.rejected:
             metrics.QUARANTINED.labels(entry[5].reason).inc()
             log.warning(
@@ -164,43 +211,37 @@ class AuditConsumer:
             )
         self._observe(durable.result)
         self.batches += 1
-        await self.settle()  # commits go out in batch order, one at a time
-        self._commit_task = asyncio.create_task(
-            self._commit_batch(durable, head_seq=self._log.head_seq), name="audit-commit"
-        )
+        self._queued.append((durable, self._log.head_seq))
+        if self._commit_task is not None and self._commit_task.done():
+            await self.settle()  # surfaces a commit that failed
+        if self._commit_task is None:
+            self._commit_task = asyncio.create_task(self._committer(), name="audit-commit")
 
-    async def _commit_batch(self, durable: _Durable, *, head_seq: int) -> None:
-        """Commit a durable batch, then write its one log line."""
-        committed = await self._commit(durable.offsets)
-        if committed:
-            self.records_committed += durable.records
-        result = durable.result
-        log.info(
-            "audit_batch",
-            records=durable.records,
-            appended=result.appended,
-            duplicates=result.duplicates,
-            quarantined=len(durable.rejected),
-            head_seq=head_seq,
-            checkpointed=result.checkpointed,
-            committed=committed,
-            ms=round((time.perf_counter() - durable.started) * 1000, 2),
-        )
-
-    def _process(self, batches: _Batches) -> tuple[AppendResult, list[_Rejected]]:
-        """Decode, quarantine the bad ones (fsynced), append the rest (fsynced)."""
-        records = [record for batch in batches.values() for record in batch]
-        decoded = decode_events([record.value for record in records])
-        events = [item for item in decoded if isinstance(item, Event)]
-        rejected: list[_Rejected] = []
-        if len(events) < len(decoded):
-            rejected = [
-                (r.topic, r.partition, r.offset, r.key, r.value, item)
-                for r, item in zip(records, decoded, strict=True)
-                if isinstance(item, Rejected)
-            ]
-            self._quarantine.add(rejected)
-        return self._log.append(events, from_json=True), rejected
+    async def _committer(self) -> None:
+        """Commit the queued batches, all that are queued by then in each commit, until none is
+        left; then write each batch's one log line."""
+        while self._queued:
+            batches, self._queued = self._queued, []
+            offsets: dict[TopicPartition, int] = {}
+            for durable, _ in batches:  # in batch order: later offsets win
+                offsets.update(durable.offsets)
+            committed = await self._commit(offsets)
+            for durable, head_seq in batches:
+                if committed:
+                    self.records_committed += durable.records
+                result = durable.result
+                log.info(
+                    "audit_batch",
+                    records=durable.records,
+                    appended=result.appended,
+                    duplicates=result.duplicates,
+                    quarantined=len(durable.rejected),
+                    head_seq=head_seq,
+                    checkpointed=result.checkpointed,
+                    committed=committed,
+                    batches_in_commit=len(batches),
+                    ms=round((time.perf_counter() - durable.started) * 1000, 2),
+                )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """Commit after the write is durable. A rebalance may refuse it: the records come again

@@ -34,9 +34,23 @@ from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, seg
 from shared.events import Event
 from shared.logging import get_logger
 
-__all__ = ["AppendResult", "AuditLog"]
+__all__ = ["AppendResult", "AuditLog", "PreparedBatch"]
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """Records encoded and chained by :meth:`AuditLog.prepare`, not written yet."""
+
+    lines: list[bytes]
+    """Record lines with their newlines, seq ``first_seq`` onwards."""
+    first_seq: int
+    head_hash: str
+    """Hash of the last line (the head once written)."""
+    sequences: list[tuple[str, int]]
+    """``(source, sequence)`` of each new event, for the gap tracker once written."""
+    duplicates: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +86,9 @@ class AuditLog:
         self._checkpoint_every_s = checkpoint_every_s
         self.head_seq = 0
         self.head_hash = GENESIS_HASH
+        self._prepared_seq = 0
+        self._prepared_hash = GENESIS_HASH
+        """The head after every prepared batch (ahead of ``head_seq`` while one is written)."""
         self.gaps = GapTracker()
         self._ids: set[str] = set()
         self._lock_fd: int | None = None
@@ -105,6 +122,10 @@ class AuditLog:
         audit_log._lock()
         try:
             audit_log._recover()
+            audit_log._prepared_seq, audit_log._prepared_hash = (
+                audit_log.head_seq,
+                audit_log.head_hash,
+            )
             audit_log._ready = True
         except BaseException:
             audit_log.close()
@@ -147,6 +168,16 @@ class AuditLog:
         ``from_json``: the events were validated from JSON (the consumer's case), which lets the
         encoder take its direct path (see :func:`services.audit.event_json.encode_events`).
         """
+        return self.write(self.prepare(events, from_json=from_json))
+
+    def prepare(self, events: Sequence[Event], *, from_json: bool = False) -> PreparedBatch:
+        """The first half of :meth:`append`, pure CPU: skip known ids, encode and chain after
+        everything prepared so far. Nothing is written; write batches in the order prepared.
+
+        Splitting lets the consumer prepare batch N+1 while batch N is written and fsynced in a
+        worker thread. Everything that can fail on the events' content fails here, before a byte
+        is written.
+        """
         if not self._ready:
             raise LogWriteFailedError("the log is closed or a previous write failed; restart")
         fresh: list[Event] = []
@@ -157,14 +188,36 @@ class AuditLog:
                 continue
             fresh_ids.add(event.id)
             fresh.append(event)
-        first_seq = self.head_seq + 1
-        # Everything that can fail on the events' content happens before the first byte is written.
+        first_seq = self._prepared_seq + 1
         bodies = encode_events(fresh, from_json=from_json)
-        lines, head = chain_records(first_seq, bodies, self.head_hash)
+        lines, head = chain_records(first_seq, bodies, self._prepared_hash)
+        # Later batches must chain on this one and skip its ids even before it is written; if
+        # its write fails the log stops taking writes (a restart rebuilds all this from disk).
+        known.update(fresh_ids)
+        self._prepared_seq, self._prepared_hash = first_seq + len(lines) - 1, head
+        return PreparedBatch(
+            lines=lines,
+            first_seq=first_seq,
+            head_hash=head,
+            sequences=[(e.source, e.sequence) for e in fresh],
+            duplicates=len(events) - len(fresh),
+        )
+
+    def write(self, batch: PreparedBatch) -> AppendResult:
+        """The second half of :meth:`append`, I/O: write a prepared batch, fsync, then sign the
+        head if a checkpoint is due. Durable when it returns."""
+        if not self._ready:
+            raise LogWriteFailedError("the log is closed or a previous write failed; restart")
+        lines = batch.lines
         gaps: list[Gap] = []
         if lines:
+            if batch.first_seq != self.head_seq + 1:
+                self._ready = False  # a caller bug; refuse rather than break the chain
+                raise LogWriteFailedError(
+                    f"batch starts at seq {batch.first_seq}, the log at {self.head_seq + 1}"
+                )
             try:
-                self._write(lines, first_seq)
+                self._write(lines, batch.first_seq)
             except OSError as exc:
                 # Part of the batch may be on disk: stop appending after a torn state; a restart
                 # rebuilds the head from disk and Kafka redelivers the uncommitted batch.
@@ -172,14 +225,13 @@ class AuditLog:
                 raise LogWriteFailedError(
                     f"writing the log failed ({exc.__class__.__name__}); restart to recover"
                 ) from exc
-            self.head_seq, self.head_hash = first_seq + len(lines) - 1, head
-            known.update(fresh_ids)
-            gaps = self.gaps.observe_many([(e.source, e.sequence) for e in fresh])
+            self.head_seq, self.head_hash = batch.first_seq + len(lines) - 1, batch.head_hash
+            gaps = self.gaps.observe_many(batch.sequences)
         checkpointed = self.maybe_checkpoint()
         return AppendResult(
             appended=len(lines),
-            duplicates=len(events) - len(fresh),
-            first_seq=first_seq if lines else None,
+            duplicates=batch.duplicates,
+            first_seq=batch.first_seq if lines else None,
             last_seq=self.head_seq if lines else None,
             gaps=gaps,
             checkpointed=checkpointed,

@@ -156,8 +156,8 @@ async def test_sequence_gaps_are_reported(pipeline: Pipeline) -> None:
 async def test_run_commits_each_batch_only_after_it_is_on_disk(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The service loop overlaps a batch's commit with the next batch's append; every commit
-    must still cover only records already fsynced, and ``run`` returns fully committed."""
+    """The service loop overlaps commits with the next batches' appends; every commit must
+    still cover only records already fsynced, and ``run`` returns fully committed."""
     await pipeline.publish_events([*_events("tokens", 150), *_events("rules", 150)])
     audit_log = pipeline.open_log()
     kafka = make_consumer(pipeline.bootstrap, pipeline.topic, group_id=pipeline.group)
@@ -196,7 +196,10 @@ async def test_run_commits_each_batch_only_after_it_is_on_disk(
         audit_log.close()
     assert consumer.records_committed == 300
     assert committed == ends
-    assert len(seen_at_commit) >= 15  # batches of at most 20 records
+    # A slow commit never holds the log back: the batches made durable meanwhile (at most 20
+    # records each) share the next commit.
+    assert consumer.batches >= 15
+    assert 2 <= len(seen_at_commit) < consumer.batches
     assert all(count <= on_disk for count, on_disk in seen_at_commit), seen_at_commit
     assert seen_at_commit[-1][0] == 300
     assert any(overlapped)

@@ -173,3 +173,71 @@ def test_a_failed_write_stops_the_writer(tmp_path: Path, monkeypatch: pytest.Mon
     report = verify_log(tmp_path, load_public_key(tmp_path / PUBLIC_KEY_FILE))
     assert report.ok, report.problems
     assert report.head_seq == 3
+
+
+def test_preparing_ahead_of_the_write_gives_the_same_log(tmp_path: Path) -> None:
+    """The consumer prepares batch N+1 while batch N is being written."""
+    sequential, _ = open_log(tmp_path / "a", checkpoint_every_records=1000)
+    try:
+        sequential.append([event(n) for n in range(1, 8)])
+        sequential.append([event(n) for n in range(5, 15)])
+    finally:
+        sequential.close()
+    ahead, _ = open_log(tmp_path / "b", checkpoint_every_records=1000)
+    try:
+        first = ahead.prepare([event(n) for n in range(1, 8)])
+        second = ahead.prepare([event(n) for n in range(5, 15)])  # 5-7 are only prepared yet
+        assert (second.first_seq, second.duplicates) == (8, 3)
+        assert ahead.head_seq == 0  # nothing is durable before write
+        assert ahead.write(first).last_seq == 7
+        assert ahead.write(second).last_seq == 14
+    finally:
+        ahead.close()
+    segments_a = [p.read_bytes() for _, p in list_segments(tmp_path / "a")]
+    assert [p.read_bytes() for _, p in list_segments(tmp_path / "b")] == segments_a
+
+
+def test_a_batch_written_out_of_order_is_refused(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path)
+    try:
+        first = audit_log.prepare([event(1)])
+        second = audit_log.prepare([event(2)])
+        with pytest.raises(LogWriteFailedError, match="starts at seq 2"):
+            audit_log.write(second)
+        with pytest.raises(LogWriteFailedError):
+            audit_log.write(first)  # the log stopped taking writes
+    finally:
+        audit_log.close()
+    assert list_segments(tmp_path) == []
+
+
+def test_a_failed_write_refuses_the_batches_prepared_behind_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audit_log, _ = open_log(tmp_path)
+    audit_log.append([event(1)])
+    first = audit_log.prepare([event(2), event(3)])
+    second = audit_log.prepare([event(4)])
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("services.audit.log.os.fsync", disk_full)
+    with pytest.raises(LogWriteFailedError):
+        audit_log.write(first)
+    monkeypatch.undo()
+    with pytest.raises(LogWriteFailedError):
+        audit_log.write(second)
+    with pytest.raises(LogWriteFailedError):
+        audit_log.prepare([event(5)])
+    audit_log.close()
+
+    audit_log, _ = open_log(tmp_path)  # Kafka redelivers all of it after the restart
+    try:
+        again = audit_log.append([event(2), event(3), event(4), event(5)])
+        # 2 and 3 reached the file before the failing fsync: kept, and skipped now.
+        assert (again.duplicates, again.appended, audit_log.head_seq) == (2, 2, 5)
+    finally:
+        audit_log.close()
+    report = verify_log(tmp_path, load_public_key(tmp_path / PUBLIC_KEY_FILE))
+    assert report.ok, report.problems

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -364,7 +365,7 @@ async def run_backtest(
             f"cannot reach Kafka at {bootstrap} ({type(exc).__name__})"
         ) from None
     try:
-        ranges = await _resolve(consumer, window)
+        ranges = await _resolve(consumer, bootstrap, window)
         complete = await _replay(consumer, window, ranges, tally, on_progress, idle_timeout_s)
     finally:
         await consumer.stop()
@@ -398,13 +399,25 @@ def _ms(instant: datetime) -> int:
     return int(instant.timestamp() * 1000)
 
 
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    """The topic's partition numbers. A consumer without subscriptions has no metadata for
+    a topic until it is assigned, so ask through an admin client."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        raise InvalidBacktestRangeError(f"no topic {topic!r}", topic=topic)
+    return [int(p["partition"]) for p in described["partitions"]]
+
+
 async def _resolve(
-    consumer: AIOKafkaConsumer, window: BacktestRange
+    consumer: AIOKafkaConsumer, bootstrap: str, window: BacktestRange
 ) -> dict[TopicPartition, tuple[int, int]]:
     """``[start, end)`` offsets per partition, clamped to what the broker still holds."""
-    if window.topic not in await consumer.topics():
-        raise InvalidBacktestRangeError(f"no topic {window.topic!r}", topic=window.topic)
-    numbers = consumer.partitions_for_topic(window.topic) or set()
+    numbers = await _partitions(bootstrap, window.topic)
     tps = [TopicPartition(window.topic, n) for n in sorted(numbers)]
     first = await consumer.beginning_offsets(tps)
     last = await consumer.end_offsets(tps)  # fixed now: later records are not read

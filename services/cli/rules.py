@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import structlog
 import typer
 import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli._client import (
     ApiClient,
@@ -21,6 +26,13 @@ from services.cli._client import (
     fail,
     print_json,
     print_table,
+)
+from services.router.rules.backtest import (
+    BacktestRange,
+    BacktestReport,
+    ProgressCallback,
+    parse_instant,
+    run_backtest,
 )
 from services.router.rules.documents import (
     dump_rules_yaml,
@@ -33,6 +45,8 @@ from services.router.rules.explain import explain, run_cases
 from services.router.rules.lint import lint
 from services.router.rules.model import Ruleset, parse_ruleset
 from shared.errors import AlertyardError
+from shared.logging import configure_logging
+from shared.settings.router import RouterSettings
 
 __all__ = ["register"]
 
@@ -327,3 +341,165 @@ def lint_rules(
 def register(app: typer.Typer) -> None:
     """Add the ``rules`` group to ``app``."""
     app.add_typer(rules_app, name="rules")
+
+
+# -- backtest ----------------------------------------------------------------------------------
+
+BACKTEST_MOVED_EXIT = 3
+"""Exit status of ``backtest --exit-code`` when any alert would move."""
+
+
+@rules_app.command("backtest")
+def backtest_rules(
+    rules: str = typer.Option(..., "--rules", help="Candidate rules file (YAML or JSON)."),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Current rules file; default: the live ruleset (GET /v1/rules)."
+    ),
+    topic: str | None = typer.Option(
+        None, "--topic", help="Alerts topic; default: ALERTYARD_TOPIC_ALERTS or 'alerts'."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Start time: ISO 8601 or a duration ago (2h). Default: earliest."
+    ),
+    from_offset: int | None = typer.Option(
+        None, "--from-offset", min=0, help="Start at this offset in every partition."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="End time, excluded: ISO 8601 or a duration ago. Default: now."
+    ),
+    to_offset: int | None = typer.Option(
+        None, "--to-offset", min=0, help="Stop before this offset in every partition."
+    ),
+    max_records: int = typer.Option(100_000, "--max", min=1, help="Read at most this many."),
+    show: int = typer.Option(50, "--show", min=0, help="List at most this many moved alerts."),
+    exit_code: bool = typer.Option(
+        False, "--exit-code", help=f"Exit {BACKTEST_MOVED_EXIT} when any alert would move."
+    ),
+    bootstrap: str | None = typer.Option(None, "--bootstrap", help="Kafka bootstrap servers."),
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Replay a range of the alerts topic through a candidate ruleset: which alerts would move.
+
+    Reads without a consumer group (nothing is committed; the router is not disturbed).
+    """
+    if not structlog.is_configured():
+        # Library log lines must not mix with the report on stdout (``--json`` pipes it).
+        configure_logging("warning")
+    candidate = _local_rules(rules)
+    if baseline is not None:
+        current = _local_rules(baseline)
+    else:
+        body = ApiClient("router", token).get("/v1/rules")
+        current = parse_ruleset(body, version=body["version"])
+    settings = RouterSettings()
+    servers = bootstrap or settings.kafka_bootstrap_servers
+    try:
+        window = BacktestRange(
+            topic=topic or settings.topics.alerts,
+            from_offset=from_offset,
+            since=parse_instant(since) if since else None,
+            to_offset=to_offset,
+            until=parse_instant(until) if until else None,
+            max_records=max_records,
+        )
+        window.check()
+        report = _backtest_with_progress(
+            servers, window, current, candidate, show=show, visible=not as_json
+        )
+    except AlertyardError as exc:
+        fail(f"{exc.detail} [{exc.code}]")
+    if as_json:
+        sources = {"baseline_source": baseline or "live", "candidate_source": rules}
+        print_json({**report.model_dump(mode="json"), **sources})
+    else:
+        _print_backtest(report, baseline_source=baseline or "live ruleset", candidate=rules)
+    if exit_code and report.moved:
+        raise typer.Exit(BACKTEST_MOVED_EXIT)
+
+
+def _backtest_with_progress(
+    bootstrap: str,
+    window: BacktestRange,
+    baseline: Ruleset,
+    candidate: Ruleset,
+    *,
+    show: int,
+    visible: bool,
+) -> BacktestReport:
+    """Run the backtest; a progress bar on stderr when it is a terminal."""
+    stderr = Console(stderr=True)
+
+    def run(on_progress: ProgressCallback | None = None) -> BacktestReport:
+        return asyncio.run(
+            run_backtest(
+                bootstrap=bootstrap,
+                window=window,
+                baseline=baseline,
+                candidate=candidate,
+                moved_limit=show,
+                on_progress=on_progress,
+            )
+        )
+
+    if not (visible and stderr.is_terminal):
+        return run()
+    columns = (
+        TextColumn("replaying {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task(window.topic, total=None)
+        return run(lambda read, expected: progress.update(task, completed=read, total=expected))
+
+
+def _print_backtest(report: BacktestReport, *, baseline_source: str, candidate: str) -> None:
+    console.print(
+        f"backtest of {report.topic}: {baseline_source} (version {report.baseline_version}) "
+        f"-> {candidate}",
+        highlight=False,
+        markup=False,
+    )
+    reasons = ", ".join(f"{k} {v}" for k, v in report.skipped_reasons.items())
+    summary = [
+        {"": "read", "alerts": report.read},
+        {"": "skipped (would be rejected)", "alerts": report.skipped, "note": reasons},
+        {"": "evaluated", "alerts": report.evaluated},
+        {
+            "": "unchanged",
+            "alerts": report.unchanged,
+            "note": f"{report.rules_changed} through other rules" if report.rules_changed else "",
+        },
+        {"": "moved", "alerts": report.moved},
+    ]
+    title = None if report.complete else "stopped at --max before the end of the range"
+    print_table(summary, ["", "alerts", "note"], title=title)
+    if report.teams:
+        shifts = [
+            {**shift.model_dump(), "net": f"{shift.gained - shift.lost:+d}"}
+            for shift in report.teams
+        ]
+        print_table(shifts, ["team", "gained", "lost", "net"], title="per team")
+    if report.moved_alerts:
+        rows = [
+            {
+                "at": f"{m.partition}/{m.offset}",
+                "id": m.id or "-",
+                "summary": escape(m.summary),  # producer text, not rich markup
+                "teams": f"{_teams(m.before_teams)} -> {_teams(m.after_teams)}",
+                "rules": f"{', '.join(m.before_rules) or '-'} -> {', '.join(m.after_rules) or '-'}",
+            }
+            for m in report.moved_alerts
+        ]
+        more = report.moved - len(report.moved_alerts)
+        title = "moved alerts" + (f" (first {len(rows)}; {more} more)" if more else "")
+        print_table(rows, ["at", "id", "summary", "teams", "rules"], title=title)
+    console.print(
+        f"{report.moved} of {report.evaluated} alerts would move", highlight=False, markup=False
+    )
+
+
+def _teams(teams: tuple[str, ...]) -> str:
+    return ", ".join(teams) or "unrouted"

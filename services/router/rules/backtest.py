@@ -47,6 +47,7 @@ __all__ = [
     "InvalidBacktestRangeError",
     "MovedAlert",
     "PartitionRange",
+    "ProgressCallback",
     "ReplayRecord",
     "TeamShift",
     "parse_instant",
@@ -360,13 +361,12 @@ async def run_backtest(
     )
     try:
         await consumer.start()
-    except KafkaError as exc:
-        raise BacktestUnavailableError(
-            f"cannot reach Kafka at {bootstrap} ({type(exc).__name__})"
-        ) from None
-    try:
         ranges = await _resolve(consumer, bootstrap, window)
         complete = await _replay(consumer, window, ranges, tally, on_progress, idle_timeout_s)
+    except KafkaError as exc:
+        raise BacktestUnavailableError(
+            f"Kafka at {bootstrap} failed: {type(exc).__name__}"
+        ) from None
     finally:
         await consumer.stop()
     report = tally.report(
@@ -403,8 +403,8 @@ async def _partitions(bootstrap: str, topic: str) -> list[int]:
     """The topic's partition numbers. A consumer without subscriptions has no metadata for
     a topic until it is assigned, so ask through an admin client."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
     try:
+        await admin.start()
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()

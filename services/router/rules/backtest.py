@@ -362,7 +362,9 @@ async def run_backtest(
     try:
         await consumer.start()
         ranges = await _resolve(consumer, bootstrap, window)
-        complete = await _replay(consumer, window, ranges, tally, on_progress, idle_timeout_s)
+        complete = await _replay(
+            consumer, window, ranges, tally, on_progress, batch_size, idle_timeout_s
+        )
     except KafkaError as exc:
         raise BacktestUnavailableError(
             f"Kafka at {bootstrap} failed: {type(exc).__name__}"
@@ -453,6 +455,7 @@ async def _replay(
     ranges: dict[TopicPartition, tuple[int, int]],
     tally: BacktestTally,
     on_progress: ProgressCallback | None,
+    batch_size: int,
     idle_timeout_s: float,
 ) -> bool:
     """Read every range (or ``max_records``); True when every partition reached its end."""
@@ -468,7 +471,9 @@ async def _replay(
     last_progress = time.monotonic()
     while remaining and tally.read < window.max_records:
         budget = window.max_records - tally.read
-        batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=budget)
+        batch = await consumer.getmany(
+            *remaining, timeout_ms=500, max_records=min(budget, batch_size)
+        )
         records = [
             ReplayRecord(tp.partition, r.offset, r.value)
             for tp, rows in batch.items()

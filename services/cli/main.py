@@ -7,6 +7,7 @@ import importlib
 import typer
 
 from services.cli import alerts, audit, rules, stack, tokens
+from shared.logging import configure_logging
 
 __all__ = ["app"]
 
@@ -16,6 +17,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold tokens
 )
+
+
+@app.callback()
+def _setup() -> None:
+    """Warnings and errors only, on stderr: library log lines never mix with --json output.
+    ``serve`` reconfigures logging from the service's settings."""
+    configure_logging("warning")
+
 
 for module in (stack, tokens, rules, alerts, audit):
     module.register(app)

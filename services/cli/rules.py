@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import structlog
 import typer
 import yaml
 from rich.console import Console
@@ -45,13 +44,12 @@ from services.router.rules.explain import explain, run_cases
 from services.router.rules.lint import lint
 from services.router.rules.model import Ruleset, parse_ruleset
 from shared.errors import AlertyardError
-from shared.logging import configure_logging
 from shared.settings.router import RouterSettings
 
 __all__ = ["register"]
 
 rules_app = typer.Typer(
-    help="Team routing rules: apply, explain, test, lint.", no_args_is_help=True
+    help="Team routing rules: apply, explain, test, lint, backtest.", no_args_is_help=True
 )
 
 FileOption = typer.Option(None, "--file", "-f", help="Path to the file ('-' for stdin).")
@@ -383,9 +381,6 @@ def backtest_rules(
 
     Reads without a consumer group (nothing is committed; the router is not disturbed).
     """
-    if not structlog.is_configured():
-        # Library log lines must not mix with the report on stdout (``--json`` pipes it).
-        configure_logging("warning")
     candidate = _local_rules(rules)
     if baseline is not None:
         current = _local_rules(baseline)

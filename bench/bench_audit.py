@@ -3,9 +3,12 @@
 1. Durable append (log only): 100,000 events appended in batches of 1,000 (chain, canonical JSON,
    write, fsync per batch). Baseline: the same record bytes written and fsynced in the same
    batches with no chaining or serialisation (the disk's share of the cost).
-2. Durable append from Kafka: 30,000 events pre-produced to a fresh topic, consumed by the real
-   AuditConsumer (decode, validate, append, fsync, commit). Clock: first records to last commit.
-   Baseline: the same records through a bare aiokafka getmany -> commit loop.
+2. Durable append from Kafka: 30,000 events pre-produced to a fresh topic (3 partitions), then
+   consumed 3 times (fresh group and log each) by the service's own loop, ``AuditConsumer.run``
+   (decode, validate, encode, chain, write, fsync, commit), with the collector tuned as
+   ``alertyard serve audit`` tunes it. Clock: first append to last commit; the median run is
+   the figure, and each run's process CPU per event is reported too (steadier than the rate on
+   a shared machine). Baseline: the same records through a bare aiokafka getmany -> commit loop.
 3. Verify: the log from (1) re-verified (chain + checkpoint signatures). Baselines: reading the
    segments alone, and reading + SHA-256 of every line alone (no checks).
 

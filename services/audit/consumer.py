@@ -107,26 +107,29 @@ class AuditConsumer:
                     missing=state.missing_count,
                     ranges=str(state.missing[:10]),
                 )
-        writing: asyncio.Task[_Durable] | None = None
+        writing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
-                # Polling and preparing batch N+1 overlap the write and fsync of batch N.
+                # Polling and staging batch N+1 overlap the write and fsync of batch N, whose
+                # task also queues N's commit as soon as N is durable (not at the next poll).
                 batches = await self._poll()
                 staged = self._stage(batches) if batches else None
-                durable = None
-                if writing is not None:
-                    task, writing = writing, None
-                    durable = await task
-                if staged is not None:  # batch N is on disk: N+1's write starts at once ...
-                    writing = asyncio.create_task(self._write(staged), name="audit-write")
-                if durable is not None:  # ... and N's offsets join the commit queue
-                    await self._commit_after(durable)
-                if not batches:
+                if writing is not None:  # writes go one at a time, in order; cancelling the
+                    await asyncio.shield(writing)  # loop never cuts one short (see finally)
+                    writing = None
+                if staged is not None:
+                    writing = asyncio.create_task(
+                        self._write_then_queue(staged), name="audit-write"
+                    )
+                else:
                     await self._idle()
         finally:
-            if writing is not None:  # stopped or cancelled mid-write: finish it, commit it
-                await self._commit_after(await writing)
-            await self.settle()
+            try:
+                if writing is not None:  # stopped or cancelled mid-write: finish it, commit it
+                    await asyncio.wait([writing])
+                    writing.result()  # a failed write is the error to report
+            finally:
+                await self.settle()
 
     async def step(self) -> int:
         """Poll one batch, append it and commit it (no pipelining); returns how many Kafka
@@ -191,6 +194,9 @@ class AuditConsumer:
         result = await asyncio.to_thread(self._write_files, staged)
         metrics.APPEND_SECONDS.observe(time.perf_counter() - staged.started)
         return _Durable(staged.offsets, staged.records, result, staged.rejected, staged.started)
+
+    async def _write_then_queue(self, staged: _Staged) -> None:
+        await self._commit_after(await self._write(staged))
 
     def _write_files(self, staged: _Staged) -> AppendResult:
         if staged.rejected:

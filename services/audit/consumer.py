@@ -166,8 +166,8 @@ class AuditConsumer:
 
         Running it on the loop rather than in a thread is faster: pure-Python CPU work in a
         thread holds the GIL, and each time the loop wakes for network I/O it then waits for
-        the interpreter's switch interval, which starves fetches and commits (measured in
-        docs/audit.md, Performance). The loop pauses for the few milliseconds this takes.
+        the interpreter's switch interval, which starves fetches and commits (docs/audit.md,
+        Performance). The loop pauses meanwhile: 15-30 ms for 1,000 events.
         """
         started = time.perf_counter()
         records = [record for batch in batches.values() for record in batch]

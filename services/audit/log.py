@@ -146,6 +146,7 @@ class AuditLog:
 
     @property
     def event_count(self) -> int:
+        """Event ids logged, counting a prepared batch whose write is in flight."""
         return len(self._ids)
 
     @property

@@ -32,7 +32,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from services.audit.consumer import AuditConsumer
-from services.audit.gc_tuning import tune_gc
 from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.records import GENESIS_HASH, encode_record
@@ -42,6 +41,7 @@ from services.audit.verify import verify_log
 from shared.events import Actor, Event
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.logging import configure_logging
+from shared.runtime import tune_gc
 from shared.settings.audit import AuditSettings
 
 APPEND_EVENTS = 100_000

@@ -30,13 +30,13 @@ from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter, consumer_settings, producer_settings
 from services.router.rules.compiled import compile_ruleset
 from services.router.rules.model import Ruleset
-from services.router.runtime import tune_gc
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.logging import configure_logging
 from shared.redis import make_redis
+from shared.runtime import tune_gc
 from shared.settings import RouterSettings, TopicSettings
 
 THROUGHPUT_ALERTS = 40_000

@@ -15,7 +15,6 @@ import uvicorn
 
 from services.audit.app import build_app
 from services.audit.consumer import AuditConsumer
-from services.audit.gc_tuning import tune_gc
 from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.signing import load_or_create_signing_key
@@ -23,6 +22,7 @@ from services.tokens.validator import build_validator
 from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
+from shared.runtime import tune_gc
 from shared.settings import AuditSettings, TokensSettings
 
 __all__ = ["run_audit", "serve"]
@@ -117,7 +117,7 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
     )
     await kafka.start()
     await validator.start()
-    tune_gc()  # start-up is done: see gc_tuning for why
+    tune_gc()  # start-up is done: see shared/runtime.py for why
     consuming = asyncio.create_task(consumer.run(), name="consumer")
     tasks = {
         consuming,

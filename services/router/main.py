@@ -19,12 +19,12 @@ from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
 from services.router.rules.live import LiveRuleset
 from services.router.rules.store import RulesStore
-from services.router.runtime import tune_gc
 from services.tokens.validator import build_validator
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
+from shared.runtime import tune_gc
 from shared.settings import RouterSettings, TokensSettings
 
 __all__ = ["serve"]
@@ -98,7 +98,7 @@ async def run_router(settings: RouterSettings) -> None:
     await live.start()
     await relay_producer.start()
     await router.start()
-    tune_gc()  # after start-up: see services/router/runtime.py
+    tune_gc()  # after start-up: see shared/runtime.py
     tasks = {
         asyncio.create_task(router.run(), name="router"),
         asyncio.create_task(relay.run(), name="rules-outbox-relay"),

@@ -1,10 +1,10 @@
-"""The audit process's collector settings."""
+"""The collector settings the router and the audit service apply once started."""
 
 from __future__ import annotations
 
 import gc
 
-from services.audit.gc_tuning import GEN0_THRESHOLD, tune_gc
+from shared.runtime import GEN0_THRESHOLD, tune_gc
 
 
 def test_tune_gc_freezes_start_up_and_raises_the_first_threshold() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from shared.logging import configure_logging
@@ -15,6 +17,19 @@ from tests import _infra
 
 def pytest_configure(config: pytest.Config) -> None:
     configure_logging("debug", "json")
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """CLI commands (and ``serve``) reconfigure logging process-wide; put it back after every
+    test so a level or stream chosen by one test never leaks into the next."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import structlog
 from typer.testing import CliRunner
 
 from services.audit.segments import list_segments
@@ -19,19 +15,6 @@ from services.cli.main import app
 from tests.unit.audit._helpers import write_log
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _logging_left_as_found() -> Iterator[None]:
-    """The CLI configures logging onto CliRunner's stream, which is closed once collected;
-    later tests must not log into it (a ``gc.collect()`` anywhere made that fail)."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _auditors_copy(tmp_path: Path) -> tuple[Path, Path]:

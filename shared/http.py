@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -11,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from shared.auth import redact_tokens
 from shared.errors import AlertyardError
+from shared.logging import get_logger
 
-__all__ = ["add_operational_routes", "install_error_handlers"]
+__all__ = ["add_operational_routes", "add_request_logging", "install_error_handlers"]
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -64,3 +67,27 @@ def add_operational_routes(
     )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def add_request_logging(app: FastAPI) -> None:
+    """One canonical ``http_request`` log line per request, with a fresh context each time.
+
+    The path is logged, never the headers or the query string (either may carry a token).
+    """
+    log = get_logger("alertyard.http")
+
+    @app.middleware("http")
+    async def canonical_log_line(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        structlog.contextvars.clear_contextvars()
+        started = time.perf_counter()
+        response = await call_next(request)
+        log.info(
+            "http_request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from services.audit.api import build_audit_api
 from services.audit.gaps import GapTracker
 from shared.auth import TokenValidator
-from shared.http import add_operational_routes, install_error_handlers
+from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter
 from shared.logging import get_logger
 
@@ -46,21 +44,7 @@ def build_app(
     app.state.auth_limiter = FailedAuthLimiter()  # brute-forcing tokens here is slowed too
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def canonical_log_line(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        structlog.contextvars.clear_contextvars()
-        started = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "http_request",
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
+    add_request_logging(app)
 
     async def readiness() -> dict[str, bool]:
         return readiness_checks()

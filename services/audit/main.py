@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-from collections.abc import Iterator
-
-import uvicorn
 
 from services.audit.app import build_app
 from services.audit.consumer import AuditConsumer
@@ -23,19 +19,12 @@ from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
 from shared.runtime import tune_gc
+from shared.serving import http_server, stop_on_signals
 from shared.settings import AuditSettings, TokensSettings
 
 __all__ = ["run_audit", "serve"]
 
 log = get_logger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: this process stops everything together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def serve() -> None:
@@ -46,10 +35,7 @@ def serve() -> None:
 
 
 async def run_audit(settings: AuditSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
 
     configured = settings.signing_key.get_secret_value() if settings.signing_key else None
     key = load_or_create_signing_key(settings.log_dir, configured)
@@ -105,16 +91,7 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         gaps=audit_log.gaps,
         readiness_checks=lambda: {"partitions_assigned": consumer.assigned},
     )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
+    server = http_server(app, host=settings.http_host, port=settings.http_port)
     await kafka.start()
     await validator.start()
     tune_gc()  # start-up is done: see shared/runtime.py for why

@@ -12,7 +12,7 @@ from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
 from services.router.rules.api import build_rules_api
 from shared.auth import TokenValidator
-from shared.http import add_operational_routes, install_error_handlers
+from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 
 __all__ = ["build_app"]
 
@@ -36,6 +36,7 @@ def build_app(
     app.state.rules_store = rules_store
     app.state.decision_store = decision_store
     install_error_handlers(app)
+    add_request_logging(app)
 
     async def readiness() -> dict[str, bool]:
         return {"partitions_assigned": partitions_assigned(), "ruleset_loaded": ruleset.loaded}

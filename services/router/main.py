@@ -4,13 +4,9 @@ ruleset and the rules outbox relay, in one process; SIGTERM/SIGINT drain and sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import socket
-from collections.abc import Iterator
 
-import uvicorn
 from prometheus_client import REGISTRY
 
 from services.router.app import build_app
@@ -25,19 +21,12 @@ from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
 from shared.runtime import tune_gc
+from shared.serving import http_server, stop_on_signals
 from shared.settings import RouterSettings, TokensSettings
 
 __all__ = ["serve"]
 
 log = get_logger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: this process stops everything together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def serve() -> None:
@@ -48,10 +37,7 @@ def serve() -> None:
 
 
 async def run_router(settings: RouterSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
 
     await wait_for_kafka(settings.kafka_bootstrap_servers)
     redis = make_redis(settings.redis_url)
@@ -83,16 +69,7 @@ async def run_router(settings: RouterSettings) -> None:
         metrics=metrics,
         partitions_assigned=lambda: bool(router.assigned),
     )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
+    server = http_server(app, host=settings.http_host, port=settings.http_port)
 
     await validator.start()
     await live.start()

@@ -7,13 +7,11 @@ Failed authentication is rate limited per source IP (see ``shared.http_auth``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import parse_qs
 
-import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.tokens.models import (
@@ -28,7 +26,7 @@ from services.tokens.service import TokenService
 from services.tokens.validator import RedisTokenValidator
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import UnauthenticatedError, ValidationFailedError
-from shared.http import add_operational_routes, install_error_handlers
+from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter, require
 from shared.logging import get_logger
 from shared.settings.tokens import TokensSettings
@@ -134,21 +132,7 @@ def create_app(
 
     add_operational_routes(app, readiness=readiness or default_readiness)
 
-    @app.middleware("http")
-    async def canonical_log_line(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        structlog.contextvars.clear_contextvars()
-        started = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "http_request",
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
+    add_request_logging(app)
 
     _token_routes(app, service, validator)
     _directory_routes(app, service)

@@ -160,12 +160,3 @@ async def seed_rules_and_token(redis: Any, tokens: Any, ruleset: Any) -> str:
         redis, tokens, kind="global", permissions=[Permission.alerts_publish]
     )
     return raw
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

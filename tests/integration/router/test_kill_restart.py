@@ -7,8 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,11 +17,11 @@ from redis.asyncio import Redis
 from services.router.rules.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
+from tests.integration._processes import free_port, start_service, wait_ready
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
     alert_body,
-    free_port,
     router_settings,
     seed_rules_and_token,
 )
@@ -47,32 +45,6 @@ RULESET = Ruleset.model_validate(
     }
 )
 TOTAL = 3000
-
-
-def _start_router(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", "router"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _wait_ready(port: int, proc: subprocess.Popen[bytes], within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"router exited with {proc.returncode}")
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("router did not become ready")
 
 
 async def test_kill_9_mid_stream_loses_nothing(
@@ -102,9 +74,9 @@ async def test_kill_9_mid_stream_loses_nothing(
     collector = Collector(kafka_bootstrap, [topics.team_topic("dba"), topics.team_topic("sre")])
     await collector.start()
     log = tmp_path / "router.log"
-    proc = _start_router(env, log)
+    proc = start_service("router", env, log)
     try:
-        await _wait_ready(port, proc)
+        await wait_ready(port, proc)
         ids = [uuid.uuid4().hex for _ in range(TOTAL)]
 
         async def produce() -> None:
@@ -125,8 +97,8 @@ async def test_kill_9_mid_stream_loses_nothing(
         proc.send_signal(signal.SIGKILL)  # mid-stream, no chance to drain or commit
         proc.wait(timeout=10)
         await producing
-        proc = _start_router(env, log)
-        await _wait_ready(port, proc)
+        proc = start_service("router", env, log)
+        await wait_ready(port, proc)
 
         def received() -> set[str]:
             return {

@@ -26,11 +26,11 @@ from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.redis import make_redis
+from tests.integration._processes import free_port
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
     alert_body,
-    free_port,
     router_settings,
     seed_rules_and_token,
 )

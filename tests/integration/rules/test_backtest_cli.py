@@ -19,10 +19,11 @@ from services.router.rules.store import RulesStore
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.kafka import ensure_topics, make_producer
-from tests.integration.rules._fixtures import add_teams, simple_rule, two_team_ruleset
 
 # The same in-thread uvicorn server the rules CLI round trip uses.
-from tests.integration.rules.test_cli_server import _free_port, _serve
+from tests.integration._processes import free_port
+from tests.integration.rules._fixtures import add_teams, simple_rule, two_team_ruleset
+from tests.integration.rules.test_cli_server import _serve
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 runner = CliRunner()
@@ -127,7 +128,7 @@ async def test_live_baseline_through_the_router_api(
     token, _ = await issue_token(
         redis, test_settings(redis_url), permissions=[Permission.rules_read]
     )
-    port = _free_port()
+    port = free_port()
     server, thread = _serve(redis_url, port)
     try:
         monkeypatch.setenv("ALERTYARD_ROUTER_URL", f"http://127.0.0.1:{port}")

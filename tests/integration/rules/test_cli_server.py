@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,19 +23,13 @@ from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.http import install_error_handlers
 from shared.redis import make_redis
+from tests.integration._processes import free_port
 from tests.integration.rules._fixtures import add_teams
 
 pytestmark = pytest.mark.redis
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _serve(redis_url: str, port: int) -> tuple[uvicorn.Server, threading.Thread]:
@@ -63,7 +56,7 @@ def _serve(redis_url: str, port: int) -> tuple[uvicorn.Server, threading.Thread]
 
 @pytest.fixture
 def server_url(redis_url: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server, thread = _serve(redis_url, port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True

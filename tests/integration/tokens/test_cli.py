@@ -16,15 +16,9 @@ from services.cli.main import app
 from services.cli.tokens import parse_duration
 from services.tokens.main import run
 from services.tokens.testing import test_settings
+from tests.integration._processes import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.kafka]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_parse_duration() -> None:
@@ -41,7 +35,7 @@ def test_parse_duration() -> None:
 async def test_cli_session(
     redis: Redis, redis_url: str, kafka_bootstrap: str, unique: Callable[[str], str]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = test_settings(redis_url, http_port=port, kafka_bootstrap_servers=kafka_bootstrap)
     settings.topics.audit = unique("audit")
     env = {

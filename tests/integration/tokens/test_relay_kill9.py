@@ -8,13 +8,9 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -23,38 +19,13 @@ from services.tokens.testing import test_settings
 from shared.auth import Permission, TokenKind
 from shared.kafka import ensure_topics, make_consumer
 from shared.outbox import outbox_key
-from tests.integration.router._harness import free_port
+from tests.integration._processes import free_port, start_service, wait_ready
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKENS = 240
 KILLS = 3
-
-
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", "tokens"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"tokens service exited with {proc.returncode}"
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("tokens service did not become ready")
 
 
 async def test_kill_9_of_the_relay_loses_no_event(
@@ -81,9 +52,9 @@ async def test_kill_9_of_the_relay_loses_no_event(
     service = TokenService(redis, settings)
     created: list[str] = []
 
-    proc = _start(env, log)
+    proc = start_service("tokens", env, log)
     try:
-        await _wait_ready(port, proc)
+        await wait_ready(port, proc)
         per_round = TOKENS // KILLS
         for _ in range(KILLS):
             # Changes keep coming while the relay runs; kill it without warning mid-stream.
@@ -97,8 +68,8 @@ async def test_kill_9_of_the_relay_loses_no_event(
                 created.append(made.token.id)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-            proc = _start(env, log)
-            await _wait_ready(port, proc)
+            proc = start_service("tokens", env, log)
+            await wait_ready(port, proc)
 
         # A killed relay's lease (10 s) must lapse before the new process takes over.
         for _ in range(150):

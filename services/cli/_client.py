@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ApiClient", "JsonOption", "TokenOption", "console", "fail", "print_json", "print_table"]
 
@@ -62,12 +64,15 @@ class ApiClient:
         env, default = DEFAULT_URLS[service]
         self.base_url = os.environ.get(env, default).rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
+        import httpx  # imported on use: it is a large share of the CLI's start-up time
+
+        self._httpx = httpx
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+        except self._httpx.HTTPError as exc:
             name = exc.__class__.__name__
             fail(f"cannot reach {self.base_url} ({name}); is the service running? (make run)")
         if response.status_code >= 400:

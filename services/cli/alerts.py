@@ -8,11 +8,10 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli._client import (
     ApiClient,
@@ -25,8 +24,10 @@ from services.cli._client import (
 )
 from shared.alert import Alert, AlertStatus, Severity
 from shared.headers import AUTHORIZATION, RejectedHeaders, RoutedHeaders
-from shared.kafka import make_consumer, make_producer
 from shared.settings import RouterSettings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["register"]
 
@@ -109,6 +110,8 @@ async def _produce(
     items: list[tuple[bytes | None, bytes]],
     progress: Progress | None,
 ) -> tuple[int, int]:
+    from shared.kafka import make_producer  # aiokafka only when sending: faster CLI start-up
+
     producer = make_producer(settings.kafka_bootstrap_servers, request_timeout_ms=15_000)
     try:
         await asyncio.wait_for(producer.start(), timeout=15)
@@ -202,6 +205,14 @@ def send(
             continue
         items.append((parsed.kafka_key(), parsed.to_bytes()))
     started = time.perf_counter()
+    from rich.progress import (  # only for --file
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -260,6 +271,8 @@ async def _tail(
     max_messages: int | None,
     idle_timeout: float | None,
 ) -> int:
+    from shared.kafka import make_consumer  # aiokafka only when tailing
+
     consumer = make_consumer(
         settings.kafka_bootstrap_servers,
         topic,

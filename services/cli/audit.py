@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from services.audit.errors import SigningKeyError
 from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
-from services.audit.verify import VerifyReport, verify_log
 from services.cli._client import (
     ApiClient,
     JsonOption,
@@ -24,6 +22,9 @@ from services.cli._client import (
     print_table,
 )
 from shared.settings.audit import AuditSettings
+
+if TYPE_CHECKING:
+    from services.audit.verify import VerifyReport
 
 __all__ = ["parse_time", "register"]
 
@@ -87,6 +88,16 @@ def verify(
 
 
 def _verify_with_progress(log_dir: Path, key: Any, *, show: bool) -> VerifyReport:
+    from rich.progress import (  # imported on use: keeps every other command's start-up short
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from services.audit.verify import verify_log
+
     with Progress(
         TextColumn("verifying"),
         BarColumn(),

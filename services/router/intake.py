@@ -21,7 +21,7 @@ from services.router.rejects import Rejection
 from shared.alert import MAX_ALERT_BYTES, Alert
 from shared.headers import AUTHORIZATION, bearer_token
 
-__all__ = ["Inbound", "inspect_batch", "inspect_record"]
+__all__ = ["Inbound", "inspect_batch", "inspect_record", "parse_value"]
 
 _ID_NAMESPACE: Final = uuid.UUID("6f1c7c1e-3f57-4d0a-9a3e-2b1e6a0f5c11")
 
@@ -100,20 +100,32 @@ def _inspect(
         inbound.rejection = token
         return inbound
     inbound.token = token
+    parsed = parse_value(body)
+    if isinstance(parsed, Rejection):
+        inbound.rejection = parsed
+        return inbound
+    inbound.alert = _fill_defaults(parsed, topic, partition, offset, timestamp_ms)
+    return inbound
+
+
+def parse_value(body: bytes) -> Alert | Rejection:
+    """The payload checks alone (size, UTF-8, JSON, schema): the alert, or why not.
+
+    The router runs them after the token checks; tools that replay a topic (the rules
+    backtest) run them alone, so both agree on what counts as a valid alert.
+    """
+    if len(body) > MAX_ALERT_BYTES:
+        return Rejection.of(
+            rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
+        )
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        inbound.rejection = Rejection.of(
-            rejects.INVALID_UTF8, f"value is not UTF-8 (byte {exc.start})"
-        )
-        return inbound
+        return Rejection.of(rejects.INVALID_UTF8, f"value is not UTF-8 (byte {exc.start})")
     try:
-        alert = Alert.model_validate_json(body)
+        return Alert.model_validate_json(body)
     except ValidationError as exc:
-        inbound.rejection = _schema_rejection(exc)
-        return inbound
-    inbound.alert = _fill_defaults(alert, topic, partition, offset, timestamp_ms)
-    return inbound
+        return _schema_rejection(exc)
 
 
 def _token(raw: bytes) -> str | Rejection:

@@ -27,13 +27,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from services.router import rejects
+from services.router.intake import parse_value
+from services.router.rejects import Rejection
 from services.router.rules.compiled import CompiledRuleset, compile_ruleset
 from services.router.rules.decision import RoutingDecision
 from services.router.rules.model import Ruleset
-from shared.alert import MAX_ALERT_BYTES, Alert
+from shared.alert import Alert
 from shared.errors import UnavailableError, ValidationFailedError
 from shared.kafka import make_consumer
 from shared.logging import get_logger
@@ -251,20 +252,11 @@ class BacktestTally:
         if not value:
             self.skipped[_EMPTY] += 1
             return None
-        if len(value) > MAX_ALERT_BYTES:
-            self.skipped[rejects.OVERSIZED] += 1
+        parsed = parse_value(value)  # the router's own payload checks
+        if isinstance(parsed, Rejection):
+            self.skipped[parsed.reason] += 1
             return None
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            self.skipped[rejects.INVALID_UTF8] += 1
-            return None
-        try:
-            return Alert.model_validate_json(value)
-        except ValidationError as exc:
-            invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
-            self.skipped[rejects.INVALID_JSON if invalid_json else rejects.SCHEMA_VIOLATION] += 1
-            return None
+        return parsed
 
     def _compare(
         self, record: ReplayRecord, alert: Alert, old: RoutingDecision, new: RoutingDecision

@@ -116,6 +116,7 @@ class DirectoryService(StoreBase):
             if not user.active:
                 updated.append(user)
                 return lambda _p: None
+            await self._keep_an_owner(pipe, user)
             new = user.model_copy(update={"active": False, "deactivated_at": self._now()})
             updated.append(new)
 
@@ -143,6 +144,7 @@ class DirectoryService(StoreBase):
             updated.append(new)
             if user.role is role:
                 return lambda _p: None
+            await self._keep_an_owner(pipe, user)
 
             def stage(p: Pipeline) -> None:
                 p.set(keys.user_key(user_id), new.model_dump_json())
@@ -159,6 +161,28 @@ class DirectoryService(StoreBase):
 
         await self._transact([keys.user_key(user_id)], prepare)
         return UserRead(**updated[-1].model_dump())
+
+    async def _keep_an_owner(self, pipe: Pipeline, leaving: UserRecord) -> None:
+        """Refuse to deactivate or demote the last active owner: nobody could grant the owner
+        role again. The other users' records are watched, so two owners demoting each other at
+        once cannot both succeed."""
+        if leaving.role is not Role.owner or not leaving.active:
+            return
+        others = [
+            keys.user_key(i)
+            for i in sorted(keys.text(m) for m in await pipe.smembers(keys.USERS))
+            if i != leaving.id
+        ]
+        if others:
+            await pipe.watch(*others)
+            for raw in await pipe.mget(others):
+                other = UserRecord.model_validate_json(raw) if raw is not None else None
+                if other is not None and other.active and other.role is Role.owner:
+                    return
+        raise ConflictError(
+            "this is the last active owner; make another user an owner first",
+            user_id=leaving.id,
+        )
 
     async def get_user(self, *, user_id: str) -> UserRead:
         return UserRead(**(await self._load_user(self._redis, user_id)).model_dump())

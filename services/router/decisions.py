@@ -33,7 +33,6 @@ __all__ = [
     "DecisionStore",
     "DecisionWriter",
     "Placement",
-    "decision_record",
 ]
 
 log = get_logger(__name__)
@@ -228,41 +227,6 @@ class DecisionEncoder:
 def _iso(moment: datetime | str) -> str:
     # A batch shares its times: callers may pass them formatted once (ISO 8601).
     return moment if isinstance(moment, str) else moment.isoformat()
-
-
-def decision_record(
-    *,
-    alert_id: str,
-    outcome: str,
-    alert_status: str,
-    severity: str,
-    dedup_key: str,
-    teams: tuple[str, ...],
-    rule_ids: tuple[str, ...],
-    ruleset_version: int,
-    fallback: bool,
-    token_id: str,
-    received_at: datetime | str,
-    routed_at: datetime | str,
-    received_ms: int,
-    source: tuple[str, int, int],
-    published: list[tuple[str, int, int]],
-) -> DecisionRecord:
-    """One :class:`Decision`'s record without a pydantic model (see :class:`DecisionEncoder`)."""
-    return DecisionEncoder(received_at, routed_at, received_ms).record(
-        alert_id,
-        outcome,
-        alert_status,
-        severity,
-        dedup_key,
-        teams,
-        rule_ids,
-        ruleset_version,
-        fallback,
-        token_id,
-        source,
-        published,
-    )
 
 
 class DecisionPage(BaseModel):

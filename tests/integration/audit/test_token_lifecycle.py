@@ -3,9 +3,6 @@ in order, with the actor and token id; the audit API serves them to audit:read o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -17,29 +14,14 @@ from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission
-from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay
 from tests.integration.audit.conftest import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 
-@pytest.fixture
-async def relay_pipeline(
-    kafka_bootstrap: str, unique: Callable[[str], str], tmp_path: Path
-) -> AsyncIterator[Pipeline]:
-    topic = unique("audit-e2e")
-    await ensure_topics(kafka_bootstrap, [topic], partitions=3)
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        yield Pipeline(topic, unique("audit-e2e-g"), kafka_bootstrap, tmp_path / "log", producer)
-    finally:
-        await producer.stop()
-
-
 async def test_token_lifecycle_through_the_api_is_audited(
-    redis: Redis, redis_url: str, relay_pipeline: Pipeline
+    redis: Redis, redis_url: str, pipeline: Pipeline
 ) -> None:
     settings = test_settings(redis_url)
     admin_secret, admin = await issue_token(redis, settings, kind="user", role="admin")
@@ -76,18 +58,16 @@ async def test_token_lifecycle_through_the_api_is_audited(
     secrets = [created.json()["secret"], rotated.json()["secret"], admin_secret]
 
     # The token service's outbox relay, in-process, publishes to this test's audit topic.
-    relay = OutboxRelay(redis, relay_pipeline.producer, source="tokens", topic=relay_pipeline.topic)
+    relay = OutboxRelay(redis, pipeline.producer, source="tokens", topic=pipeline.topic)
     while await relay.relay_once():
         pass
-    audit_log = relay_pipeline.open_log()
+    audit_log = pipeline.open_log()
     try:
-        await relay_pipeline.consume_until(
-            audit_log, lambda _: audit_log.head_seq >= relay.published
-        )
+        await pipeline.consume_until(audit_log, lambda _: audit_log.head_seq >= relay.published)
         assert audit_log.head_seq == relay.published
         app = build_app(
             validator=validator,
-            log_dir=relay_pipeline.log_dir,
+            log_dir=pipeline.log_dir,
             public_key=audit_log.public_key,
             gaps=audit_log.gaps,
         )
@@ -153,7 +133,7 @@ async def test_token_lifecycle_through_the_api_is_audited(
         audit_log.close()
         await validator.stop()
 
-    everything = b"".join(p.read_bytes() for p in sorted(relay_pipeline.log_dir.iterdir()))
+    everything = b"".join(p.read_bytes() for p in sorted(pipeline.log_dir.iterdir()))
     for secret in secrets:
         assert secret.encode() not in everything
-    assert verify_log(relay_pipeline.log_dir, audit_log.public_key).ok
+    assert verify_log(pipeline.log_dir, audit_log.public_key).ok

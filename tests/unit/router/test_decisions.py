@@ -6,8 +6,8 @@ import pytest
 
 from services.router.decisions import (
     Decision,
+    DecisionEncoder,
     Placement,
-    decision_record,
     decode_cursor,
     encode_cursor,
 )
@@ -15,22 +15,19 @@ from services.router.decisions import (
 
 def test_fast_decision_record_matches_the_model() -> None:
     at = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
-    fast = decision_record(
-        alert_id="a1",
-        outcome="routed",
-        alert_status="firing",
-        severity="critical",
-        dedup_key="d1",
-        teams=("dba", "sre"),
-        rule_ids=("r1",),
-        ruleset_version=3,
-        fallback=False,
-        token_id="tok",
-        received_at=at,
-        routed_at=at.isoformat(),
-        received_ms=int(at.timestamp() * 1000),
-        source=("alerts", 1, 2),
-        published=[("t.dba", 0, 5), ("t.sre", 1, 6)],
+    fast = DecisionEncoder(at, at.isoformat(), int(at.timestamp() * 1000)).record(
+        "a1",
+        "routed",
+        "firing",
+        "critical",
+        "d1",
+        ("dba", "sre"),
+        ("r1",),
+        3,
+        False,
+        "tok",
+        ("alerts", 1, 2),
+        [("t.dba", 0, 5), ("t.sre", 1, 6)],
     )
     model = Decision(
         alert_id="a1",

@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter, consumer_settings, producer_settings
-from services.router.rules.compiled import compile_ruleset
-from services.router.rules.model import Ruleset
+from services.rules.engine.compiled import compile_ruleset
+from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission

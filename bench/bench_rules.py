@@ -13,9 +13,9 @@ import statistics
 import time
 from typing import Any
 
-from services.router.rules import reference
-from services.router.rules.compiled import compile_ruleset
-from services.router.rules.model import Ruleset, parse_ruleset
+from services.rules.engine import reference
+from services.rules.engine.compiled import compile_ruleset
+from services.rules.engine.model import Ruleset, parse_ruleset
 from shared.alert import Alert
 
 __all__ = ["run"]

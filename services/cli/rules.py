@@ -26,23 +26,23 @@ from services.cli._client import (
     print_json,
     print_table,
 )
-from services.router.rules.backtest import (
+from services.rules.backtest import (
     BacktestRange,
     BacktestReport,
     ProgressCallback,
     parse_instant,
     run_backtest,
 )
-from services.router.rules.documents import (
+from services.rules.engine.documents import (
     dump_rules_yaml,
     load_cases,
     load_document,
     load_rules,
     parse_alert,
 )
-from services.router.rules.explain import explain, run_cases
-from services.router.rules.lint import lint
-from services.router.rules.model import Ruleset, parse_ruleset
+from services.rules.engine.explain import explain, run_cases
+from services.rules.engine.lint import lint
+from services.rules.engine.model import Ruleset, parse_ruleset
 from shared.errors import AlertyardError
 from shared.settings.router import RouterSettings
 

@@ -10,7 +10,7 @@ from services.router.api import build_alerts_api
 from services.router.decisions import DecisionStore
 from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
-from services.router.rules.api import build_rules_api
+from services.rules.control.api import build_rules_api
 from shared.auth import TokenValidator
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 

@@ -13,8 +13,8 @@ from services.router.app import build_app
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
-from services.router.rules.live import LiveRuleset
-from services.router.rules.store import RulesStore
+from services.rules.control.live import LiveRuleset
+from services.rules.control.store import RulesStore
 from services.tokens.validator import build_validator
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger

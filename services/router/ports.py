@@ -1,7 +1,7 @@
 """What the router needs from the rules engine, as protocols.
 
 The router depends on these shapes rather than on concrete classes so the data plane can be
-exercised with any compiled ruleset (``services.router.rules`` provides the real one).
+exercised with any compiled ruleset (``services.rules.engine`` provides the real one).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.router.rules.compiled import CompiledRuleset, compile_ruleset
-from services.router.rules.model import Ruleset
+from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
+from services.rules.engine.model import Ruleset
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.settings import RouterSettings, TopicSettings
 
@@ -147,7 +147,7 @@ class Collector:
 
 async def seed_rules_and_token(redis: Any, tokens: Any, ruleset: Any) -> str:
     """Teams, the stored ruleset (through the real rules store) and a publish token."""
-    from services.router.rules.store import RulesStore
+    from services.rules.control.store import RulesStore
     from services.tokens.service import TokenService
     from services.tokens.testing import issue_token
     from shared.auth import Permission

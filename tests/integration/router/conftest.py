@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
-from services.router.rules.model import Ruleset
+from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import RedisTokenValidator, build_validator
 from shared.auth import Permission

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from services.router.app import build_app
 from services.router.decisions import DecisionStore
 from services.router.metrics import RouterMetrics
-from services.router.rules.model import Ruleset
-from services.router.rules.store import RulesStore
+from services.rules.control.store import RulesStore
+from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission

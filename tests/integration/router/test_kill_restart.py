@@ -14,7 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.router.rules.model import Ruleset
+from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from tests.integration._processes import free_port, start_service, wait_ready

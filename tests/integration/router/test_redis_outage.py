@@ -19,9 +19,9 @@ import pytest
 
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
-from services.router.rules.live import LiveRuleset
-from services.router.rules.model import Ruleset
-from services.router.rules.store import RulesStore
+from services.rules.control.live import LiveRuleset
+from services.rules.control.store import RulesStore
+from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission

@@ -6,8 +6,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.router.rules.model import Ruleset, parse_ruleset
-from services.router.rules.store import TEAMS_KEY
+from services.rules.control.store import TEAMS_KEY
+from services.rules.engine.model import Ruleset, parse_ruleset
 
 TEAMS = ("payments", "platform", "search", "security")
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.router.rules.api import build_rules_api
-from services.router.rules.store import RulesStore
+from services.rules.control.api import build_rules_api
+from services.rules.control.store import RulesStore
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission

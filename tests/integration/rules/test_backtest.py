@@ -13,7 +13,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from services.router.rules.backtest import (
+from services.rules.backtest import (
     UNROUTED,
     BacktestRange,
     BacktestReport,
@@ -22,7 +22,7 @@ from services.router.rules.backtest import (
     TeamShift,
     run_backtest,
 )
-from services.router.rules.model import Ruleset
+from services.rules.engine.model import Ruleset
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from tests.integration.rules._fixtures import simple_rule, two_team_ruleset
 from tests.unit.rules._build import ruleset

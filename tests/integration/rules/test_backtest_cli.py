@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from services.cli.main import app as cli
-from services.router.rules.documents import dump_rules_yaml
-from services.router.rules.store import RulesStore
+from services.rules.control.store import RulesStore
+from services.rules.engine.documents import dump_rules_yaml
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.kafka import ensure_topics, make_producer

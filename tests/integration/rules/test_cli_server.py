@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from services.cli.main import app as cli
-from services.router.rules.api import build_rules_api
-from services.router.rules.store import RulesStore
+from services.rules.control.api import build_rules_api
+from services.rules.control.store import RulesStore
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.http import install_error_handlers

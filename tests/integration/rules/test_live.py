@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from services.router.rules.live import LiveRuleset, RulesNotLoadedError
-from services.router.rules.model import parse_rule
-from services.router.rules.store import RulesStore, encode_ruleset
+from services.rules.control.live import LiveRuleset, RulesNotLoadedError
+from services.rules.control.store import RulesStore, encode_ruleset
+from services.rules.engine.model import parse_rule
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis

@@ -9,13 +9,13 @@ from typing import Any, cast
 import pytest
 from redis.asyncio import Redis
 
-from services.router.rules.errors import (
+from services.rules.control.store import RulesStore
+from services.rules.engine.errors import (
     RuleNotFoundError,
     UnknownTeamError,
     VersionConflictError,
 )
-from services.router.rules.model import parse_rule
-from services.router.rules.store import RulesStore
+from services.rules.engine.model import parse_rule
 from shared.auth import Permission, Principal, TokenKind
 from shared.outbox import outbox_key
 from tests.integration.rules._fixtures import add_teams, simple_rule, two_team_ruleset

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.router.rules.model import Ruleset, parse_ruleset
+from services.rules.engine.model import Ruleset, parse_ruleset
 from shared.alert import Alert
 
 

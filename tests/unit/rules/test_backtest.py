@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.router.rules.backtest import (
+from services.rules.backtest import (
     UNROUTED,
     BacktestRange,
     BacktestTally,
@@ -17,7 +17,7 @@ from services.router.rules.backtest import (
     TeamShift,
     parse_instant,
 )
-from services.router.rules.compiled import compile_ruleset
+from services.rules.engine.compiled import compile_ruleset
 from shared.alert import MAX_ALERT_BYTES
 from tests.unit.rules._build import cond, rule, ruleset
 

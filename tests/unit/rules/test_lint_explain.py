@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.router.rules.explain import explain, run_cases
-from services.router.rules.lint import lint
+from services.rules.engine.explain import explain, run_cases
+from services.rules.engine.lint import lint
 from tests.unit.rules._build import alert, cond, rule, ruleset
 
 

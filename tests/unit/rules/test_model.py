@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from services.router.rules.errors import RulesetInvalidError
-from services.router.rules.model import MAX_VALUES, Rule, parse_rule, parse_ruleset
+from services.rules.engine.errors import RulesetInvalidError
+from services.rules.engine.model import MAX_VALUES, Rule, parse_rule, parse_ruleset
 from tests.unit.rules._build import cond, rule
 
 

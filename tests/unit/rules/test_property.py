@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.router.rules import reference
-from services.router.rules.compiled import compile_ruleset
-from services.router.rules.model import Operator, Ruleset, parse_ruleset
+from services.rules.engine import reference
+from services.rules.engine.compiled import compile_ruleset
+from services.rules.engine.model import Operator, Ruleset, parse_ruleset
 from shared.alert import Alert
 
 FIELDS = ["service", "environment", "severity", "team", "labels.env", "labels.team", "payload.a.b"]

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from services.router.rules import reference
-from services.router.rules.compiled import compile_ruleset
-from services.router.rules.decision import RoutingDecision
-from services.router.rules.model import Ruleset
+from services.rules.engine import reference
+from services.rules.engine.compiled import compile_ruleset
+from services.rules.engine.decision import RoutingDecision
+from services.rules.engine.model import Ruleset
 from shared.alert import Alert
 from tests.unit.rules._build import alert, cond, rule, ruleset
 

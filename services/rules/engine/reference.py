@@ -16,9 +16,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from services.router.rules.decision import RoutingDecision
-from services.router.rules.fields import resolve
-from services.router.rules.model import Condition, Operator, Rule, Ruleset, compile_regex
+from services.rules.engine.decision import RoutingDecision
+from services.rules.engine.fields import resolve
+from services.rules.engine.model import Condition, Operator, Rule, Ruleset, compile_regex
 from shared.alert import Alert
 
 __all__ = ["condition_holds", "evaluate", "rule_matches"]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.router.rules import reference
-from services.router.rules.documents import parse_alert
-from services.router.rules.fields import resolve
-from services.router.rules.model import Rule, Ruleset
+from services.rules.engine import reference
+from services.rules.engine.documents import parse_alert
+from services.rules.engine.fields import resolve
+from services.rules.engine.model import Rule, Ruleset
 from shared.alert import Alert
 
 __all__ = ["explain", "run_cases"]

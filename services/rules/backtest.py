@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict
 
 from services.router.intake import parse_value
 from services.router.rejects import Rejection
-from services.router.rules.compiled import CompiledRuleset, compile_ruleset
-from services.router.rules.decision import RoutingDecision
-from services.router.rules.model import Ruleset
+from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
+from services.rules.engine.decision import RoutingDecision
+from services.rules.engine.model import Ruleset
 from shared.alert import Alert
 from shared.errors import UnavailableError, ValidationFailedError
 from shared.kafka import make_consumer

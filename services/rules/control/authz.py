@@ -9,7 +9,7 @@ never gain one. Everything else is a 403 and nothing changes.
 
 from __future__ import annotations
 
-from services.router.rules.model import Rule, Ruleset
+from services.rules.engine.model import Rule, Ruleset
 from shared.auth import Principal
 from shared.errors import ForbiddenError
 

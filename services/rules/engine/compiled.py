@@ -17,9 +17,9 @@ from typing import Any, Final
 
 import re2
 
-from services.router.rules.decision import RoutingDecision
-from services.router.rules.fields import FieldReader, make_getter
-from services.router.rules.model import (
+from services.rules.engine.decision import RoutingDecision
+from services.rules.engine.fields import FieldReader, make_getter
+from services.rules.engine.model import (
     Condition,
     OnMissing,
     Operator,

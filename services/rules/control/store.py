@@ -25,16 +25,16 @@ from typing import Any, Final, cast
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from services.router.rules.authz import authorize_change
-from services.router.rules.diff import adopt_ids, diff_rulesets, is_empty_diff
-from services.router.rules.errors import (
+from services.rules.control.authz import authorize_change
+from services.rules.engine.diff import adopt_ids, diff_rulesets, is_empty_diff
+from services.rules.engine.errors import (
     Problem,
     RuleNotFoundError,
     RulesetInvalidError,
     UnknownTeamError,
     VersionConflictError,
 )
-from services.router.rules.model import Rule, Ruleset, new_rule_id
+from services.rules.engine.model import Rule, Ruleset, new_rule_id
 from shared.auth import Principal
 from shared.events import Actor, Event
 from shared.logging import get_logger

@@ -14,8 +14,8 @@ from typing import cast
 from prometheus_client import Counter, Gauge
 from redis.asyncio.client import PubSub
 
-from services.router.rules.compiled import CompiledRuleset, compile_ruleset
-from services.router.rules.store import RulesStore, decode_ruleset
+from services.rules.control.store import RulesStore, decode_ruleset
+from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
 from shared.errors import UnavailableError
 from shared.logging import get_logger
 

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, status
 
-from services.router.rules.diff import render_diff
-from services.router.rules.documents import load_cases, load_document, parse_alert
-from services.router.rules.errors import InvalidDocumentError
-from services.router.rules.explain import explain, run_cases
-from services.router.rules.lint import lint
-from services.router.rules.model import Ruleset, parse_rule, parse_ruleset
-from services.router.rules.store import ChangeResult, RulesStore
+from services.rules.control.store import ChangeResult, RulesStore
+from services.rules.engine.diff import render_diff
+from services.rules.engine.documents import load_cases, load_document, parse_alert
+from services.rules.engine.errors import InvalidDocumentError
+from services.rules.engine.explain import explain, run_cases
+from services.rules.engine.lint import lint
+from services.rules.engine.model import Ruleset, parse_rule, parse_ruleset
 from shared.auth import Permission, Principal
 from shared.http_auth import require
 

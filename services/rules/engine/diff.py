@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.router.rules.model import Rule, Ruleset
+from services.rules.engine.model import Rule, Ruleset
 
 __all__ = ["adopt_ids", "diff_rulesets", "is_empty_diff", "render_diff"]
 

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from services.router.rules.errors import InvalidAlertError, InvalidDocumentError
-from services.router.rules.model import Ruleset, parse_ruleset
+from services.rules.engine.errors import InvalidAlertError, InvalidDocumentError
+from services.rules.engine.model import Ruleset, parse_ruleset
 from shared.alert import Alert
 
 __all__ = ["dump_rules_yaml", "load_cases", "load_document", "load_rules", "parse_alert"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
-from services.router.rules.model import Condition, Operator, Rule, Ruleset
+from services.rules.engine.model import Condition, Operator, Rule, Ruleset
 
 __all__ = ["lint"]
 

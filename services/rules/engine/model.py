@@ -16,8 +16,8 @@ from typing import Any, Final
 import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.router.rules.errors import Problem, RulesetInvalidError
-from services.router.rules.fields import field_error
+from services.rules.engine.errors import Problem, RulesetInvalidError
+from services.rules.engine.fields import field_error
 
 __all__ = [
     "MAX_REGEX_PROGRAM",

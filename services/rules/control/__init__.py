@@ -1,0 +1,1 @@
+"""The rules control plane: versioned Redis store, HTTP API, authorization, live copies."""

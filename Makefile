@@ -1,11 +1,14 @@
 # The README's commands. `make test` is what CI runs.
 SHELL := /bin/bash
-UV ?= uv
+# uv from PATH, else installed from PyPI by scripts/bootstrap (a fresh machine has none).
+UV ?= $(shell scripts/bootstrap uv)
 PY := $(UV) run --frozen
 
 .PHONY: install run down test lint bench stack-up stack-down demo
 
+## install: what a fresh machine lacks (apt packages when root, uv, Go), then the Python deps
 install:
+	scripts/bootstrap
 	$(UV) sync --frozen
 
 stack-up: install

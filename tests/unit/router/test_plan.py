@@ -5,6 +5,7 @@ import json
 from services.router.authn import AuthOutcome
 from services.router.intake import Inbound, inspect_record
 from services.router.plan import plan_batch
+from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
 from shared.alert import Alert
 from shared.auth import Permission, TokenKind
 from shared.headers import RejectedHeaders, RoutedHeaders
@@ -83,7 +84,7 @@ def test_team_token_stamps_its_team_over_whatever_was_sent() -> None:
 
 def test_an_evaluation_bug_rejects_one_alert_and_keeps_going() -> None:
     class Exploding(ByServiceRuleset):
-        def evaluate(self, alert: Alert):  # type: ignore[no-untyped-def]
+        def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE):  # type: ignore[no-untyped-def]
             if alert.service == "boom":
                 raise RuntimeError("bug")
             return super().evaluate(alert)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.auth import redact_tokens
-from shared.logging import _redact
+from shared.logging import redact
 from shared.settings import RouterSettings, TokensSettings
 
 
@@ -28,6 +28,6 @@ def test_secret_settings_do_not_print() -> None:
 def test_token_shaped_strings_are_redacted() -> None:
     token = "ayu_" + "A1b2" * 12
     assert redact_tokens(f"bad token {token} here") == "bad token [redacted-token] here"
-    rendered = _redact(None, "info", {"event": f"x {token}", "token": token, "n": 1})
+    rendered = redact(None, "info", {"event": f"x {token}", "token": token, "n": 1})
     assert token not in str(rendered)
     assert rendered["n"] == 1

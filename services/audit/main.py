@@ -19,7 +19,7 @@ from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import AuditSettings, TokensSettings
 
 __all__ = ["run_audit", "serve"]
@@ -31,6 +31,7 @@ def serve() -> None:
     """Run the audit service until SIGTERM/SIGINT (settings from ``ALERTYARD_*``)."""
     settings = AuditSettings()
     configure_logging(settings.log_level, settings.log_format)
+    exit_unless_secure(TokensSettings())  # its validator checks tokens with the same secret
     asyncio.run(run_audit(settings))
 
 

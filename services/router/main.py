@@ -21,7 +21,7 @@ from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import RouterSettings, TokensSettings
 
 __all__ = ["serve"]
@@ -33,6 +33,7 @@ def serve() -> None:
     """Run the router until SIGTERM/SIGINT (settings from ``ALERTYARD_*``)."""
     settings = RouterSettings()
     configure_logging(settings.log_level, settings.log_format)
+    exit_unless_secure(TokensSettings())
     asyncio.run(run_router(settings))
 
 

@@ -12,6 +12,7 @@ from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
 from services.rules.control.api import build_rules_api
 from shared.auth import TokenValidator
+from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 
 __all__ = ["build_app"]
@@ -36,6 +37,7 @@ def build_app(
     app.state.rules_store = rules_store
     app.state.decision_store = decision_store
     install_error_handlers(app)
+    harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
 
     async def readiness() -> dict[str, bool]:

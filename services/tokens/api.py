@@ -26,6 +26,7 @@ from services.tokens.service import TokenService
 from services.tokens.validator import RedisTokenValidator
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import UnauthenticatedError, ValidationFailedError
+from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter, require
 from shared.logging import get_logger
@@ -132,6 +133,7 @@ def create_app(
 
     add_operational_routes(app, readiness=readiness or default_readiness)
 
+    harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
 
     _token_routes(app, service, validator)

@@ -28,6 +28,7 @@ def build_app(
     public_key: Ed25519PublicKey,
     gaps: GapTracker,
     readiness_checks: Callable[[], dict[str, bool]] = dict,
+    auth_limiter: FailedAuthLimiter | None = None,
 ) -> FastAPI:
     """Wire the audit dependencies onto ``app.state`` and mount the routes.
 
@@ -42,7 +43,7 @@ def build_app(
     app.state.log_dir = log_dir
     app.state.public_key = public_key
     app.state.gaps = gaps
-    app.state.auth_limiter = FailedAuthLimiter()  # brute-forcing tokens here is slowed too
+    app.state.auth_limiter = auth_limiter  # brute-forcing tokens here is slowed too
     install_error_handlers(app)
 
     harden_http(app)  # before the request log, so it logs what hardening refused

@@ -15,6 +15,7 @@ from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.signing import load_or_create_signing_key
 from services.tokens.validator import build_validator
+from shared.http_auth import FailedAuthLimiter
 from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
@@ -91,6 +92,7 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         public_key=audit_log.public_key,
         gaps=audit_log.gaps,
         readiness_checks=lambda: {"partitions_assigned": consumer.assigned},
+        auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
     await kafka.start()

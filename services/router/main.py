@@ -16,6 +16,7 @@ from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.tokens.validator import build_validator
+from shared.http_auth import FailedAuthLimiter
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
@@ -69,6 +70,7 @@ async def run_router(settings: RouterSettings) -> None:
         decision_store=decision_store,
         metrics=metrics,
         partitions_assigned=lambda: bool(router.assigned),
+        auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
 

@@ -119,9 +119,7 @@ def create_app(
         description="Scoped API tokens (global, team, user), users, teams and roles.",
     )
     app.state.validator = validator
-    app.state.auth_limiter = FailedAuthLimiter(
-        limit=settings.auth_fail_limit, window_s=settings.auth_fail_window_s
-    )
+    app.state.auth_limiter = FailedAuthLimiter.from_settings(settings)
     install_error_handlers(app)
 
     async def default_readiness() -> dict[str, bool]:

@@ -48,9 +48,6 @@ class TokensSettings(CommonSettings):
     """Redis pub/sub channel that tells every validator to drop cached principals."""
     expiry_sweep_interval_s: float = Field(default=30.0, gt=0)
     """How often ``serve`` looks for tokens past their expiry and emits ``token.expired``."""
-    auth_fail_limit: int = Field(default=20, ge=1)
-    """Failed authentications allowed per source IP per window before answering 429."""
-    auth_fail_window_s: float = Field(default=60.0, gt=0)
 
     def check_hmac_secret(self) -> None:
         """Raise :class:`InsecureSettingsError` for a placeholder or short secret (never

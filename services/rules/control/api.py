@@ -27,6 +27,7 @@ from services.rules.engine.lint import lint
 from services.rules.engine.model import ID_RE, TEAM_RE, Ruleset, parse_rule, parse_ruleset
 from services.rules.engine.scope import AlertSource
 from shared.auth import Permission, Principal
+from shared.errors import ForbiddenError
 from shared.http_auth import require
 
 __all__ = ["build_rules_api"]
@@ -80,6 +81,13 @@ async def _source(request: Request, body: dict[str, Any]) -> AlertSource:
     if source.token_id is not None and source.team is None:
         return await _store(request).token_source(source.token_id)
     return source
+
+
+def _admin_only(principal: Principal) -> None:
+    """Source assignments decide whose team rules see which alerts: admins only, even when
+    the change would be a no-op."""
+    if not principal.is_admin:
+        raise ForbiddenError("only admins assign alert sources to teams")
 
 
 def _change_body(result: ChangeResult, *, dry_run: bool) -> dict[str, Any]:
@@ -196,6 +204,7 @@ def build_rules_api() -> APIRouter:
         body: SourceAssignment,
         expected_version: ExpectedVersion = None,
     ) -> dict[str, Any]:
+        _admin_only(principal)
         result = await _store(request).assign_source(
             token_id, body.teams, principal=principal, expected_version=expected_version
         )
@@ -212,6 +221,7 @@ def build_rules_api() -> APIRouter:
         token_id: TokenIdPath,
         expected_version: ExpectedVersion = None,
     ) -> dict[str, Any]:
+        _admin_only(principal)
         result = await _store(request).assign_source(
             token_id, [], principal=principal, expected_version=expected_version
         )

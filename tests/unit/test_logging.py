@@ -32,7 +32,7 @@ def test_stdlib_and_structlog_lines_are_json_and_redacted(
     get_logger("alertyard.test").info("nested", data={"a": [TOKEN, {"b": (TOKEN,)}]}, n=1)
     logging.getLogger("aiokafka.consumer.group_coordinator").warning("token %s leaked", TOKEN)
     logging.getLogger("aiokafka.conn").info("chatty connection detail")  # below WARNING
-    logging.getLogger("uvicorn.error").info("Started server process")
+    logging.getLogger("some.library").info("Started server process")
     records = _read(capsys)
     assert [r["event"] for r in records] == [
         "nested",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.rules.control.authz import default_scope, fill_scopes
 from services.rules.control.store import ChangeResult, RulesStore
@@ -62,12 +62,13 @@ async def _candidate(request: Request, body: dict[str, Any]) -> Ruleset:
     return await _store(request).get_ruleset()
 
 
+TeamName = Annotated[str, StringConstraints(pattern=TEAM_RE.pattern)]
+
+
 class SourceAssignment(BaseModel):
     """The teams that own the alerts one token publishes (empty: remove the assignment)."""
 
-    teams: list[str] = Field(
-        max_length=64, json_schema_extra={"items": {"pattern": TEAM_RE.pattern}}
-    )
+    teams: list[TeamName] = Field(max_length=64)
 
 
 TokenIdPath = Annotated[str, Path(pattern=ID_RE.pattern, description="The producer's token id.")]

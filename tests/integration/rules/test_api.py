@@ -342,3 +342,33 @@ async def test_explain_test_and_lint(api: Api) -> None:
     )
     assert bad_alert.status_code == 422
     assert bad_alert.json()["code"] == "invalid_alert"
+
+
+async def test_source_assignments_reject_bad_input_with_4xx(api: Api) -> None:
+    before = await api.snapshot()
+    for path, body, status, code in [
+        ("/v1/rules/sources/tok_x", {"teams": ["Not A Team"]}, 422, "invalid_request"),
+        ("/v1/rules/sources/tok_x", {"teams": ["ghosts"]}, 422, "unknown_team"),
+        ("/v1/rules/sources/bad%20id", {"teams": ["payments"]}, 422, "invalid_request"),
+        ("/v1/rules/sources/tok_x", {"teams": "payments"}, 422, "invalid_request"),
+    ]:
+        response = await api.client.put(path, headers=api.admin, json=body)
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert await api.snapshot() == before
+    assigned = await api.client.put(
+        "/v1/rules/sources/tok_x", headers=api.admin, json={"teams": ["payments", "payments"]}
+    )
+    assert assigned.json()["teams"] == ["payments"]
+    # A file without a sources section leaves assignments alone; one with it replaces them.
+    stored = (await api.client.get("/v1/rules", headers=api.admin)).json()
+    assert stored["sources"] == {"tok_x": ["payments"]}
+    reapplied = await api.client.post(
+        "/v1/rules/apply", headers=api.admin, json={"rules": stored["rules"]}
+    )
+    assert reapplied.json()["applied"] is False
+    cleared = await api.client.post(
+        "/v1/rules/apply", headers=api.admin, json={"rules": stored["rules"], "sources": {}}
+    )
+    assert cleared.json()["diff"]["sources"] == [
+        {"token_id": "tok_x", "before": ["payments"], "after": []}
+    ]

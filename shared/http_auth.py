@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Final
 
 from fastapi import Request
@@ -46,6 +46,12 @@ class ClientAddress:
 
     header: str | None = None
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    _networks: tuple[IPv4Network | IPv6Network, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Parsed once, so a bad CIDR in the settings stops the service at start, not a request.
+        networks = tuple(ip_network(net, strict=False) for net in self.trusted_proxies)
+        object.__setattr__(self, "_networks", networks)
 
     def of(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"
@@ -64,7 +70,7 @@ class ClientAddress:
 
     def _trusted(self, address: str) -> bool:
         parsed = _parse(address)
-        return parsed is not None and any(parsed in ip_network(net) for net in self.trusted_proxies)
+        return parsed is not None and any(parsed in net for net in self._networks)
 
 
 def _parse(address: str) -> _IP | None:

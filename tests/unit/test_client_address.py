@@ -50,3 +50,8 @@ def test_trusted_networks_are_configurable() -> None:
     address = ClientAddress(XFF, ("10.0.0.0/8",))
     assert address.of(_request("10.1.2.3", [(XFF, "8.8.8.8")])) == "8.8.8.8"
     assert address.of(_request("127.0.0.1", [(XFF, "8.8.8.8")])) == "127.0.0.1"
+
+
+def test_a_bad_trusted_network_fails_at_start() -> None:
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        ClientAddress(XFF, ("not-a-network",))

@@ -20,6 +20,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
@@ -149,9 +150,10 @@ class RulesStore:
         return AlertSource(token_id=token_id, team=team)
 
     async def teams_with_sources(self, ruleset: Ruleset) -> set[str]:
-        """Teams that own at least one source: a team token that is not revoked, or an
+        """Teams that own at least one source: a live (unrevoked, unexpired) team token, or an
         assignment in ``ruleset``. Team rules of any other team can never match."""
         owners = {team for teams in ruleset.sources.values() for team in teams}
+        now = datetime.now(UTC)
         ids = sorted(
             m.decode() for m in cast(set[bytes], await self.redis.smembers(token_keys.TOKENS))
         )
@@ -161,7 +163,8 @@ class RulesStore:
                 if raw is None:
                     continue
                 record = TokenRecord.model_validate_json(raw)
-                if record.kind is TokenKind.team and record.team and record.revoked_at is None:
+                live = record.revoked_at is None and record.expires_at > now
+                if record.kind is TokenKind.team and record.team and live:
                     owners.add(record.team)
         return owners
 

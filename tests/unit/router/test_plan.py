@@ -5,6 +5,8 @@ import json
 from services.router.authn import AuthOutcome
 from services.router.intake import Inbound, inspect_record
 from services.router.plan import plan_batch
+from services.rules.engine.compiled import compile_ruleset
+from services.rules.engine.model import parse_ruleset
 from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
 from shared.alert import Alert
 from shared.auth import Permission, TokenKind
@@ -136,3 +138,46 @@ def test_unrouted_headers_match_the_contract_and_are_counted() -> None:
     )
     assert sorted(plan.messages[0].headers) == sorted(contract.to_kafka())
     assert (plan.unrouted, plan.copies_by_team) == (1, {})
+
+
+def test_each_alert_reaches_the_evaluator_with_its_source() -> None:
+    """Tenancy: the authenticated token (and a team token's team) is the alert's source."""
+    ruleset = compile_ruleset(
+        parse_ruleset(
+            {
+                "rules": [
+                    {
+                        "name": "payments-own",
+                        "owner_team": "payments",
+                        "scope": "team",
+                        "destinations": ["payments"],
+                    },
+                    {
+                        "name": "org-fallback",
+                        "owner_team": "platform",
+                        "destinations": ["platform"],
+                        "fallback": True,
+                    },
+                ],
+                "sources": {"tok-bridge": ["payments"]},
+            }
+        )
+    )
+    inbounds = [
+        record(alert("web", id="from-team"), token="team", offset=0),
+        record(alert("web", id="from-global"), token="global", offset=1),
+        record(alert("web", id="from-bridge"), token="bridge", offset=2),
+        record(alert("web", id="spoofed", team="payments"), token="global", offset=3),
+    ]
+    auth: dict[str, AuthOutcome] = {
+        "team": principal("tok-team", kind=TokenKind.team, team="payments"),
+        "global": principal("tok-global"),
+        "bridge": principal("tok-bridge"),
+    }
+    plan = plan_batch(inbounds, auth, ruleset, TOPICS)
+    assert {p.alert.id: p.teams for p in plan.accepted} == {
+        "from-team": ("payments",),
+        "from-global": ("platform",),
+        "from-bridge": ("payments",),  # assigned to payments by an admin
+        "spoofed": ("platform",),  # the alert's own team field owns nothing
+    }

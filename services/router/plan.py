@@ -19,7 +19,7 @@ from services.router.authn import AuthOutcome
 from services.router.intake import Inbound
 from services.router.ports import CompiledRulesetView, RoutingDecisionView
 from services.router.rejects import Rejection
-from services.rules.engine.scope import AlertSource
+from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
 from shared.alert import Alert
 from shared.auth import Permission, Principal, TokenKind
 from shared.headers import PREFIX, RejectedHeaders
@@ -87,9 +87,13 @@ def plan_batch(
 ) -> BatchPlan:
     """Decide every record of a batch, in order, into team / unrouted / rejected messages."""
     verdicts = [_accept(inbound, auth) for inbound in inbounds]
-    accepted = [v for v in verdicts if not isinstance(v, Rejection)]
-    alerts = [alert for alert, _ in accepted]
-    decisions = _evaluate(ruleset, alerts, _sources(principal for _, principal in accepted))
+    alerts: list[Alert] = []
+    principals: list[Principal] = []
+    for verdict in verdicts:
+        if not isinstance(verdict, Rejection):
+            alerts.append(verdict[0])
+            principals.append(verdict[1])
+    decisions = _evaluate(ruleset, alerts, _sources(principals))
     plan = BatchPlan()
     messages, copies = plan.messages, plan.copies_by_team
     shared = _SharedParts(topics)
@@ -199,10 +203,14 @@ def _sources(principals: Iterable[Principal]) -> list[AlertSource]:
     """Each alert's source (its authenticated token), one object per token in the batch."""
     by_token: dict[str, AlertSource] = {}
     sources = []
+    last: Principal | None = None
+    source = UNKNOWN_SOURCE
     for principal in principals:
-        source = by_token.get(principal.token_id)
-        if source is None:
-            source = by_token[principal.token_id] = AlertSource.of(principal)
+        if principal is not last:  # a batch is mostly runs of one producer's token
+            source = by_token.get(principal.token_id) or by_token.setdefault(
+                principal.token_id, AlertSource.of(principal)
+            )
+            last = principal
         sources.append(source)
     return sources
 

@@ -336,7 +336,7 @@ class CompiledRuleset:
     def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> RoutingDecision:
         """Where ``alert`` from ``source`` goes; identical to :func:`.reference.evaluate`."""
         memo: dict[str, str | None] = {}
-        owners = self.owners(source)
+        owners = self.owners(source) if self._scoped else NO_OWNERS
         matched = self._main.run(alert, memo, owners)
         fallback = False
         if not matched and self._fallback.rules:
@@ -361,7 +361,7 @@ class CompiledRuleset:
     ) -> list[RoutingDecision]:
         """One decision per alert; ``sources[i]`` published ``alerts[i]`` (unknown if None)."""
         evaluate = self.evaluate
-        if sources is None:
+        if sources is None or not self._scoped:  # no team rule: the source cannot matter
             return [evaluate(alert) for alert in alerts]
         return [evaluate(alert, source) for alert, source in zip(alerts, sources, strict=True)]
 

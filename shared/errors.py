@@ -12,8 +12,11 @@ __all__ = [
     "AlertyardError",
     "ConflictError",
     "ForbiddenError",
+    "InsecureSettingsError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "RateLimitedError",
+    "TokenInUrlError",
     "UnauthenticatedError",
     "UnavailableError",
     "ValidationFailedError",
@@ -78,3 +81,21 @@ class UnavailableError(AlertyardError):
     code = "unavailable"
     retriable = True
     http_status = 503
+
+
+class PayloadTooLargeError(AlertyardError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class TokenInUrlError(AlertyardError):
+    """A token in a URL ends up in proxy logs, browser history and referrers: refused."""
+
+    code = "token_in_url"
+    http_status = 400
+
+
+class InsecureSettingsError(AlertyardError):
+    """A service refuses to start with settings that would make it unsafe."""
+
+    code = "insecure_settings"

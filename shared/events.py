@@ -24,6 +24,7 @@ EVENT_TYPES: Final = frozenset(
         "rule.updated",
         "rule.deleted",
         "ruleset.applied",
+        "source.assigned",
     }
 )
 """Known event types; the audit log accepts any ``<noun>.<verb>`` but these are documented."""

@@ -3,66 +3,142 @@
 Each service puts its validator (``services.tokens`` implements :class:`TokenValidator`) on
 ``app.state.validator``; endpoints declare what they need with ``Depends(require(...))``.
 
-Optionally, ``app.state.auth_limiter`` holds a :class:`FailedAuthLimiter`: once a source IP has
-failed authentication ``limit`` times within ``window_s`` seconds, its requests get 429
-(``rate_limited``) without their token being checked, until the window ends.
+Optionally, ``app.state.auth_limiter`` holds a :class:`FailedAuthLimiter`: once a client
+address has failed authentication ``limit`` times within a moving window of ``window_s``
+seconds, its requests get 429 (``rate_limited``) without their token being checked. The
+counts live in Redis (the ``limits`` package), so every process of every service shares them;
+the client address comes from :class:`ClientAddress` (a trusted proxy's header, else the peer).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Final
 
 from fastapi import Request
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from shared.auth import Permission, Principal, TokenValidator
 from shared.errors import ForbiddenError, RateLimitedError, UnauthenticatedError
+from shared.logging import get_logger
+from shared.settings import CommonSettings
 
-__all__ = ["FailedAuthLimiter", "authenticated", "require"]
+__all__ = ["ClientAddress", "FailedAuthLimiter", "authenticated", "require"]
+
+log = get_logger(__name__)
+
+LIMITER_KEY_PREFIX: Final = "alertyard:authfail"
+_IP = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    """Who the client is: the TCP peer, or, when the peer is a trusted proxy, the address that
+    proxy wrote into ``header`` (``X-Forwarded-For`` style lists are read right to left,
+    skipping trusted proxies, so a client cannot choose its own key by sending the header)."""
+
+    header: str | None = None
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    _networks: tuple[IPv4Network | IPv6Network, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Parsed once, so a bad CIDR in the settings stops the service at start, not a request.
+        networks = tuple(ip_network(net, strict=False) for net in self.trusted_proxies)
+        object.__setattr__(self, "_networks", networks)
+
+    def of(self, request: Request) -> str:
+        peer = request.client.host if request.client else "unknown"
+        if self.header is None or not self._trusted(peer):
+            return peer
+        values = request.headers.getlist(self.header)
+        hops = [hop.strip() for value in values for hop in value.split(",") if hop.strip()]
+        client = peer
+        for hop in reversed(hops):
+            if _parse(hop) is None:
+                break  # a garbled entry: trust nothing further left
+            client = hop
+            if not self._trusted(hop):
+                break
+        return client
+
+    def _trusted(self, address: str) -> bool:
+        parsed = _parse(address)
+        return parsed is not None and any(parsed in net for net in self._networks)
+
+
+def _parse(address: str) -> _IP | None:
+    try:
+        return ip_address(address)
+    except ValueError:
+        return None
 
 
 class FailedAuthLimiter:
-    """Counts failed authentications per source in fixed windows (in-process)."""
+    """Counts failed authentications per client address in a moving window, in Redis."""
 
     def __init__(
         self,
+        storage: Storage,
         *,
         limit: int = 20,
         window_s: float = 60.0,
-        max_sources: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        client_address: ClientAddress | None = None,
     ) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._max_sources = max_sources
-        self._clock = clock
-        self._windows: dict[str, tuple[float, int]] = {}
+        self.client_address = client_address or ClientAddress()
+        self._item = RateLimitItemPerSecond(limit, max(1, math.ceil(window_s)))
+        self._limiter = MovingWindowRateLimiter(storage)
 
-    def retry_after_s(self, source: str) -> float | None:
-        """Seconds until ``source`` may try again, or None when it is not blocked."""
-        window = self._windows.get(source)
-        if window is None:
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> FailedAuthLimiter:
+        """The limiter every service builds: Redis at ``redis_url``, the shared limits."""
+        storage = RedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            key_prefix=LIMITER_KEY_PREFIX,
+            wrap_exceptions=True,
+        )
+        address = ClientAddress(settings.trusted_proxy_header, tuple(settings.trusted_proxies))
+        return cls(
+            storage,
+            limit=settings.auth_fail_limit,
+            window_s=settings.auth_fail_window_s,
+            client_address=address,
+        )
+
+    async def retry_after_s(self, client: str) -> float | None:
+        """Seconds until ``client`` may try again, or None when it is not blocked.
+
+        If Redis does not answer the limiter steps aside (the token check itself fails
+        closed without Redis, so nothing is let through that would otherwise be refused).
+        """
+        try:
+            if await self._limiter.test(self._item, client):
+                return None
+            stats = await self._limiter.get_window_stats(self._item, client)
+        except StorageError as exc:
+            log.warning("auth_limiter_unavailable", error=type(exc.storage_error).__name__)
             return None
-        started, failures = window
-        remaining = started + self.window_s - self._clock()
-        if remaining <= 0:
-            del self._windows[source]
-            return None
-        return remaining if failures >= self.limit else None
+        return max(0.1, stats.reset_time - time.time())
 
-    def record_failure(self, source: str) -> None:
-        now = self._clock()
-        started, failures = self._windows.get(source, (now, 0))
-        if now - started >= self.window_s:
-            started, failures = now, 0
-        if len(self._windows) >= self._max_sources and source not in self._windows:
-            self._prune(now)
-        self._windows[source] = (started, failures + 1)
+    async def record_failure(self, client: str) -> None:
+        try:
+            await self._limiter.hit(self._item, client)
+        except StorageError as exc:
+            log.warning("auth_limiter_unavailable", error=type(exc.storage_error).__name__)
 
-    def _prune(self, now: float) -> None:
-        expired = [s for s, (t, _) in self._windows.items() if now - t >= self.window_s]
-        for source in expired or list(self._windows)[: self._max_sources // 10]:
-            del self._windows[source]
+    async def clear(self, clients: Iterable[str]) -> None:
+        """Forget the failures of ``clients`` (an operator unblocking an address)."""
+        for client in clients:
+            await self._limiter.clear(self._item, client)
 
 
 def _validator(request: Request) -> TokenValidator:
@@ -73,9 +149,9 @@ def _validator(request: Request) -> TokenValidator:
 async def authenticated(request: Request) -> Principal:
     """The principal behind the request's ``Authorization: Bearer`` token (401 otherwise)."""
     limiter: FailedAuthLimiter | None = getattr(request.app.state, "auth_limiter", None)
-    source = request.client.host if request.client else "unknown"
+    source = limiter.client_address.of(request) if limiter is not None else ""
     if limiter is not None:
-        wait = limiter.retry_after_s(source)
+        wait = await limiter.retry_after_s(source)
         if wait is not None:
             raise RateLimitedError(
                 "too many failed authentications from this address; try again later",
@@ -85,7 +161,7 @@ async def authenticated(request: Request) -> Principal:
         return await _authenticate(request)
     except UnauthenticatedError as exc:
         if limiter is not None and not exc.retriable:  # an outage is not the caller's fault
-            limiter.record_failure(source)
+            await limiter.record_failure(source)
         raise
 
 

@@ -10,7 +10,21 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["http_server", "stop_on_signals"]
+from shared.errors import InsecureSettingsError
+from shared.logging import get_logger
+from shared.settings import TokensSettings
+
+__all__ = ["exit_unless_secure", "http_server", "stop_on_signals"]
+
+
+def exit_unless_secure(tokens: TokensSettings) -> None:
+    """Stop the process (exit status 2, one JSON log line) when the settings are unsafe, e.g.
+    the development HMAC secret without ``ALERTYARD_TOKENS_ALLOW_DEV_HMAC_SECRET``."""
+    try:
+        tokens.check_hmac_secret()
+    except InsecureSettingsError as exc:
+        get_logger("alertyard.startup").error("refusing_to_start", code=exc.code, detail=exc.detail)
+        raise SystemExit(2) from None
 
 
 class _QuietServer(uvicorn.Server):

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.audit.api import build_audit_api
 from services.audit.gaps import GapTracker
 from shared.auth import TokenValidator
+from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter
 from shared.logging import get_logger
@@ -27,6 +28,7 @@ def build_app(
     public_key: Ed25519PublicKey,
     gaps: GapTracker,
     readiness_checks: Callable[[], dict[str, bool]] = dict,
+    auth_limiter: FailedAuthLimiter | None = None,
 ) -> FastAPI:
     """Wire the audit dependencies onto ``app.state`` and mount the routes.
 
@@ -41,9 +43,10 @@ def build_app(
     app.state.log_dir = log_dir
     app.state.public_key = public_key
     app.state.gaps = gaps
-    app.state.auth_limiter = FailedAuthLimiter()  # brute-forcing tokens here is slowed too
+    app.state.auth_limiter = auth_limiter  # brute-forcing tokens here is slowed too
     install_error_handlers(app)
 
+    harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
 
     async def readiness() -> dict[str, bool]:

@@ -15,11 +15,12 @@ from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.signing import load_or_create_signing_key
 from services.tokens.validator import build_validator
+from shared.http_auth import FailedAuthLimiter
 from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import AuditSettings, TokensSettings
 
 __all__ = ["run_audit", "serve"]
@@ -31,6 +32,7 @@ def serve() -> None:
     """Run the audit service until SIGTERM/SIGINT (settings from ``ALERTYARD_*``)."""
     settings = AuditSettings()
     configure_logging(settings.log_level, settings.log_format)
+    exit_unless_secure(TokensSettings())  # its validator checks tokens with the same secret
     asyncio.run(run_audit(settings))
 
 
@@ -90,6 +92,7 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         public_key=audit_log.public_key,
         gaps=audit_log.gaps,
         readiness_checks=lambda: {"partitions_assigned": consumer.assigned},
+        auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
     await kafka.start()

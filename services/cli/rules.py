@@ -1,4 +1,5 @@
-"""``alertyard rules`` commands: list, get, apply (with diff), delete, explain, test, lint.
+"""``alertyard rules`` commands: list, get, apply (with diff), delete, explain, test, lint,
+and ``rules sources`` (which teams own which alert sources).
 
 ``explain``, ``test`` and ``lint`` also work offline on a rules file (``--rules FILE`` /
 ``lint FILE``), so a ruleset can be checked in CI before it is applied.
@@ -40,7 +41,7 @@ from services.rules.engine.documents import (
     load_rules,
     parse_alert,
 )
-from services.rules.engine.explain import explain, run_cases
+from services.rules.engine.explain import explain, run_cases, source_of
 from services.rules.engine.lint import lint
 from services.rules.engine.model import Ruleset, parse_ruleset
 from shared.errors import AlertyardError
@@ -181,7 +182,7 @@ def apply_rules(
 
 
 def _print_diff(lines: list[str]) -> None:
-    colours = {"+": "green", "-": "red", "~": "yellow", ">": "cyan"}
+    colours = {"+": "green", "-": "red", "~": "yellow", ">": "cyan", "@": "magenta"}
     for line in lines:
         colour = colours.get(line[:1])
         console.print(f"[{colour}]{line}[/]" if colour else line, highlight=False)
@@ -238,15 +239,27 @@ def explain_alert(
     alert_arg: str | None = typer.Argument(None, metavar="ALERT", help="Alert JSON or file."),
     alert: str | None = typer.Option(None, "--alert", "--file", "-f", help="Alert JSON or file."),
     rules: str | None = RulesFileOption,
+    source_token: str | None = typer.Option(
+        None, "--source-token", help="Token id the alert was published with (tenancy)."
+    ),
+    source_team: str | None = typer.Option(
+        None, "--source-team", help="With --rules: the team of that token, if a team token."
+    ),
     token: str | None = TokenOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Which rules an alert matches, each condition's result, and where it goes."""
+    """Which rules an alert matches, each condition's result, and where it goes.
+
+    Team rules only see alerts from sources their team owns: give the publishing token with
+    --source-token (the server looks up its team), else only org rules apply."""
     data = _alert_arg(_pick(alert_arg, alert, "alert"))
+    source = {"token_id": source_token, "team": source_team}
+    source = {k: v for k, v in source.items() if v}
     if rules is not None:
-        body = explain(_local_rules(rules), parse_alert(data))
+        body = explain(_local_rules(rules), parse_alert(data), source_of(source))
     else:
-        body = ApiClient("router", token).post("/v1/rules/explain", json={"alert": data})
+        request: dict[str, Any] = {"alert": data, **({"source": source} if source else {})}
+        body = ApiClient("router", token).post("/v1/rules/explain", json=request)
     if as_json:
         print_json(body)
         return
@@ -267,6 +280,10 @@ def explain_alert(
                     highlight=False,
                     markup=False,
                 )
+    for skipped in body.get("out_of_scope", []):
+        console.print(
+            f"[dim]out of scope[/] {escape(skipped['name'])}: {escape(skipped['reason'])}"
+        )
     teams = ", ".join(body["teams"]) or "none: unrouted"
     console.print(f"teams: {teams} (ruleset version {body['ruleset_version']})", highlight=False)
 
@@ -334,6 +351,56 @@ def lint_rules(
     failing = [f for f in findings if strict or f["severity"] == "error"]
     if failing:
         raise typer.Exit(1)
+
+
+sources_app = typer.Typer(
+    help="Which teams own which alert sources (token ids); their team rules see those alerts.",
+    no_args_is_help=True,
+)
+rules_app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("list")
+def list_sources(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
+    """Source assignments (token id -> teams)."""
+    body = ApiClient("router", token).get("/v1/rules/sources")
+    if as_json:
+        print_json(body)
+        return
+    rows = [{"token_id": t, "teams": ", ".join(teams)} for t, teams in body["sources"].items()]
+    if rows:
+        print_table(rows, ["token_id", "teams"])
+    else:
+        console.print(f"no sources assigned (ruleset version {body['version']})")
+
+
+@sources_app.command("assign")
+def assign_source(
+    token_id: str = typer.Argument(..., help="The producer's token id (tok_...)."),
+    teams: list[str] = typer.Argument(..., help="Teams that own its alerts."),  # noqa: B008
+    expected_version: int | None = ExpectedOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Make TEAMS the owners of the alerts TOKEN_ID publishes (admins only)."""
+    params = {} if expected_version is None else {"expected_version": expected_version}
+    body = ApiClient("router", token).put(
+        f"/v1/rules/sources/{token_id}", json={"teams": teams}, params=params
+    )
+    _print_change(body, as_json)
+
+
+@sources_app.command("remove")
+def remove_source(
+    token_id: str = typer.Argument(..., help="The producer's token id."),
+    expected_version: int | None = ExpectedOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Remove TOKEN_ID's assignment: only org rules see its alerts again (admins only)."""
+    params = {} if expected_version is None else {"expected_version": expected_version}
+    body = ApiClient("router", token).delete(f"/v1/rules/sources/{token_id}", params=params)
+    _print_change(body, as_json)
 
 
 def register(app: typer.Typer) -> None:

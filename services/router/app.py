@@ -12,7 +12,9 @@ from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
 from services.rules.control.api import build_rules_api
 from shared.auth import TokenValidator
+from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
+from shared.http_auth import FailedAuthLimiter
 
 __all__ = ["build_app"]
 
@@ -25,6 +27,7 @@ def build_app(
     decision_store: DecisionStore,
     metrics: RouterMetrics,
     partitions_assigned: Callable[[], bool],
+    auth_limiter: FailedAuthLimiter | None = None,
 ) -> FastAPI:
     """Wire the router's dependencies onto ``app.state`` and mount its routes."""
     app = FastAPI(
@@ -35,7 +38,9 @@ def build_app(
     app.state.validator = validator
     app.state.rules_store = rules_store
     app.state.decision_store = decision_store
+    app.state.auth_limiter = auth_limiter
     install_error_handlers(app)
+    harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
 
     async def readiness() -> dict[str, bool]:

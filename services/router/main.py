@@ -16,12 +16,13 @@ from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.tokens.validator import build_validator
+from shared.http_auth import FailedAuthLimiter
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import RouterSettings, TokensSettings
 
 __all__ = ["serve"]
@@ -33,6 +34,7 @@ def serve() -> None:
     """Run the router until SIGTERM/SIGINT (settings from ``ALERTYARD_*``)."""
     settings = RouterSettings()
     configure_logging(settings.log_level, settings.log_format)
+    exit_unless_secure(TokensSettings())
     asyncio.run(run_router(settings))
 
 
@@ -68,6 +70,7 @@ async def run_router(settings: RouterSettings) -> None:
         decision_store=decision_store,
         metrics=metrics,
         partitions_assigned=lambda: bool(router.assigned),
+        auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
 

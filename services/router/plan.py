@@ -10,7 +10,7 @@ and reused; routed headers are plain tuples, never a pydantic model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -19,6 +19,7 @@ from services.router.authn import AuthOutcome
 from services.router.intake import Inbound
 from services.router.ports import CompiledRulesetView, RoutingDecisionView
 from services.router.rejects import Rejection
+from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
 from shared.alert import Alert
 from shared.auth import Permission, Principal, TokenKind
 from shared.headers import PREFIX, RejectedHeaders
@@ -86,8 +87,13 @@ def plan_batch(
 ) -> BatchPlan:
     """Decide every record of a batch, in order, into team / unrouted / rejected messages."""
     verdicts = [_accept(inbound, auth) for inbound in inbounds]
-    alerts = [v[0] for v in verdicts if not isinstance(v, Rejection)]
-    decisions = _evaluate(ruleset, alerts)
+    alerts: list[Alert] = []
+    principals: list[Principal] = []
+    for verdict in verdicts:
+        if not isinstance(verdict, Rejection):
+            alerts.append(verdict[0])
+            principals.append(verdict[1])
+    decisions = _evaluate(ruleset, alerts, _sources(principals))
     plan = BatchPlan()
     messages, copies = plan.messages, plan.copies_by_team
     shared = _SharedParts(topics)
@@ -193,19 +199,40 @@ class _SharedParts:
         return (_SOURCE, b"%b%d" % (prefix, inbound.offset))
 
 
+def _sources(principals: Iterable[Principal]) -> list[AlertSource]:
+    """Each alert's source (its authenticated token), one object per token in the batch."""
+    by_token: dict[str, AlertSource] = {}
+    sources = []
+    last: Principal | None = None
+    source = UNKNOWN_SOURCE
+    for principal in principals:
+        if principal is not last:  # a batch is mostly runs of one producer's token
+            source = by_token.get(principal.token_id) or by_token.setdefault(
+                principal.token_id, AlertSource.of(principal)
+            )
+            last = principal
+        sources.append(source)
+    return sources
+
+
 def _evaluate(
-    ruleset: CompiledRulesetView, alerts: list[Alert]
+    ruleset: CompiledRulesetView, alerts: list[Alert], sources: list[AlertSource]
 ) -> list[RoutingDecisionView | Rejection]:
     """Evaluate the batch in one call; if that raises, find the culprits one by one."""
     try:
-        return list(ruleset.evaluate_many(alerts))
+        return list(ruleset.evaluate_many(alerts, sources))
     except Exception:
-        return [_evaluate_one(ruleset, alert) for alert in alerts]
+        return [
+            _evaluate_one(ruleset, alert, source)
+            for alert, source in zip(alerts, sources, strict=True)
+        ]
 
 
-def _evaluate_one(ruleset: CompiledRulesetView, alert: Alert) -> RoutingDecisionView | Rejection:
+def _evaluate_one(
+    ruleset: CompiledRulesetView, alert: Alert, source: AlertSource
+) -> RoutingDecisionView | Rejection:
     try:
-        return ruleset.evaluate(alert)
+        return ruleset.evaluate(alert, source)
     except Exception as exc:  # one alert must not stop the stream; it stays replayable
         return Rejection.of(rejects.EVALUATION_ERROR, f"rule evaluation failed: {exc!r}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from services.rules.engine.scope import AlertSource
 from shared.alert import Alert
 
 __all__ = ["CompiledRulesetView", "RoutingDecisionView", "RulesetSource"]
@@ -34,10 +35,13 @@ class CompiledRulesetView(Protocol):
     @property
     def version(self) -> int: ...
 
-    def evaluate(self, alert: Alert) -> RoutingDecisionView: ...
+    def evaluate(self, alert: Alert, source: AlertSource = ...) -> RoutingDecisionView: ...
 
-    def evaluate_many(self, alerts: Iterable[Alert]) -> Sequence[RoutingDecisionView]:
-        """One decision per alert, in order (the whole batch in one call)."""
+    def evaluate_many(
+        self, alerts: Iterable[Alert], sources: Sequence[AlertSource] | None = None
+    ) -> Sequence[RoutingDecisionView]:
+        """One decision per alert, in order (the whole batch in one call); ``sources[i]``
+        published ``alerts[i]`` and decides which team rules may see it."""
         ...
 
 

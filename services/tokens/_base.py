@@ -107,14 +107,25 @@ class StoreBase:
             raise NotFoundError(f"no user {user_id!r}", user_id=user_id)
         return UserRecord.model_validate_json(raw)
 
-    async def _is_owner(self, actor: Principal | None) -> bool:
-        """System actions and owner users may grant or take away the owner role."""
+    async def _is_owner(self, actor: Principal | None, pipe: Pipeline | None = None) -> bool:
+        """System actions and active owner users may grant or take away the owner role.
+
+        Given the transaction's ``pipe``, the actor's record is watched too: an owner demoted
+        or deactivated while this change is prepared makes the change retry and be refused,
+        instead of acting on the rights it had a moment ago.
+        """
         if actor is None:
             return True
         if actor.user_id is None:
             return False
-        raw = await self._redis.get(keys.user_key(actor.user_id))
-        return raw is not None and UserRecord.model_validate_json(raw).role is Role.owner
+        key = keys.user_key(actor.user_id)
+        if pipe is not None:
+            await pipe.watch(key)
+        raw = await (pipe if pipe is not None else self._redis).get(key)
+        if raw is None:
+            return False
+        record = UserRecord.model_validate_json(raw)
+        return record.active and record.role is Role.owner
 
 
 def require(actor: Principal | None, permission: Permission) -> None:

@@ -26,6 +26,7 @@ from services.tokens.service import TokenService
 from services.tokens.validator import RedisTokenValidator
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import UnauthenticatedError, ValidationFailedError
+from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter, require
 from shared.logging import get_logger
@@ -118,9 +119,7 @@ def create_app(
         description="Scoped API tokens (global, team, user), users, teams and roles.",
     )
     app.state.validator = validator
-    app.state.auth_limiter = FailedAuthLimiter(
-        limit=settings.auth_fail_limit, window_s=settings.auth_fail_window_s
-    )
+    app.state.auth_limiter = FailedAuthLimiter.from_settings(settings)
     install_error_handlers(app)
 
     async def default_readiness() -> dict[str, bool]:
@@ -132,6 +131,7 @@ def create_app(
 
     add_operational_routes(app, readiness=readiness or default_readiness)
 
+    harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
 
     _token_routes(app, service, validator)

@@ -72,8 +72,6 @@ class DirectoryService(StoreBase):
         email = email.strip().lower()
         if not _EMAIL_RE.match(email):
             raise ValidationFailedError("not an email address", email=email)
-        if role is Role.owner and not await self._is_owner(actor):
-            raise ForbiddenError("only an owner may create another owner")
         team_set = frozenset(teams)
         user = UserRecord(
             id=_new_user_id(), email=email, role=role, teams=team_set, created_at=self._now()
@@ -81,6 +79,8 @@ class DirectoryService(StoreBase):
         email_key = keys.user_email_key(email)
 
         async def prepare(pipe: Pipeline) -> Stager:
+            if role is Role.owner and not await self._is_owner(actor, pipe):
+                raise ForbiddenError("only an owner may create another owner")
             if await pipe.exists(email_key):
                 raise ConflictError(f"a user with email {email!r} exists", email=email)
             await self._check_teams_exist(pipe, team_set)
@@ -111,7 +111,7 @@ class DirectoryService(StoreBase):
 
         async def prepare(pipe: Pipeline) -> Stager:
             user = await self._load_user(pipe, user_id)
-            if user.role is Role.owner and not await self._is_owner(actor):
+            if user.role is Role.owner and not await self._is_owner(actor, pipe):
                 raise ForbiddenError("only an owner may deactivate an owner")
             if not user.active:
                 updated.append(user)
@@ -134,11 +134,11 @@ class DirectoryService(StoreBase):
         """Changes the role; the user's tokens follow in every process at once."""
         require(actor, Permission.users_write)
         updated: list[UserRecord] = []
-        is_owner = await self._is_owner(actor)
 
         async def prepare(pipe: Pipeline) -> Stager:
+            # Every check reads inside the transaction (watched keys): check and change are one.
             user = await self._load_user(pipe, user_id)
-            if Role.owner in (user.role, role) and not is_owner:
+            if Role.owner in (user.role, role) and not await self._is_owner(actor, pipe):
                 raise ForbiddenError("only an owner may grant or take away the owner role")
             new = user.model_copy(update={"role": role})
             updated.append(new)

@@ -17,6 +17,7 @@ from shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
+from shared.serving import exit_unless_secure
 from shared.settings.tokens import TokensSettings, load
 
 __all__ = ["serve"]
@@ -28,6 +29,7 @@ def serve() -> None:
     """Run the token service until interrupted (settings from ``ALERTYARD_*``)."""
     settings = load()
     configure_logging(settings.log_level, settings.log_format)
+    exit_unless_secure(settings)
     asyncio.run(run(settings))
 
 

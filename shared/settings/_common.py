@@ -45,3 +45,18 @@ class CommonSettings(BaseSettings):
         default="auto", validation_alias="ALERTYARD_LOG_FORMAT"
     )
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    auth_fail_limit: int = Field(default=20, ge=1, validation_alias="ALERTYARD_AUTH_FAIL_LIMIT")
+    """Failed authentications allowed per client address per moving window before 429; the
+    count is kept in Redis and shared by every process of every service."""
+    auth_fail_window_s: float = Field(
+        default=60.0, gt=0, validation_alias="ALERTYARD_AUTH_FAIL_WINDOW_S"
+    )
+    trusted_proxy_header: str | None = Field(
+        default=None, validation_alias="ALERTYARD_TRUSTED_PROXY_HEADER"
+    )
+    """Header a trusted reverse proxy sets to the client's address (``X-Forwarded-For``,
+    ``X-Real-IP``); unset, the TCP peer is the client. Read only from ``trusted_proxies``."""
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"], validation_alias="ALERTYARD_TRUSTED_PROXIES"
+    )
+    """Networks (CIDR) of the proxies whose ``trusted_proxy_header`` is believed (JSON list)."""

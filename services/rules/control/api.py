@@ -4,22 +4,30 @@ The app provides ``app.state.rules_store`` (:class:`RulesStore`) and ``app.state
 Reads need ``rules:read``, changes ``rules:write``; on top, a non-admin may only change rules
 its teams own and that route only to its teams (see :mod:`.authz`), else 403 and no change.
 Every change accepts ``?expected_version=N`` (409 when the ruleset moved on).
+
+Tenancy (:mod:`services.rules.engine.scope`): a rule written without ``scope`` keeps its stored
+scope, and a new one gets ``org`` from an admin, ``team`` from anyone else. ``/v1/rules/sources``
+lists and (admins only) assigns alert sources (token ids) to teams.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from pydantic import BaseModel, Field, StringConstraints
 
+from services.rules.control.authz import default_scope, fill_scopes
 from services.rules.control.store import ChangeResult, RulesStore
 from services.rules.engine.diff import render_diff
 from services.rules.engine.documents import load_cases, load_document, parse_alert
 from services.rules.engine.errors import InvalidDocumentError
-from services.rules.engine.explain import explain, run_cases
+from services.rules.engine.explain import explain, run_cases, source_of
 from services.rules.engine.lint import lint
-from services.rules.engine.model import Ruleset, parse_rule, parse_ruleset
+from services.rules.engine.model import ID_RE, TEAM_RE, Ruleset, parse_rule, parse_ruleset
+from services.rules.engine.scope import AlertSource
 from shared.auth import Permission, Principal
+from shared.errors import ForbiddenError
 from shared.http_auth import require
 
 __all__ = ["build_rules_api"]
@@ -54,6 +62,35 @@ async def _candidate(request: Request, body: dict[str, Any]) -> Ruleset:
     return await _store(request).get_ruleset()
 
 
+TeamName = Annotated[str, StringConstraints(pattern=TEAM_RE.pattern)]
+
+
+class SourceAssignment(BaseModel):
+    """The teams that own the alerts one token publishes (empty: remove the assignment)."""
+
+    teams: list[TeamName] = Field(max_length=64)
+
+
+TokenIdPath = Annotated[str, Path(pattern=ID_RE.pattern, description="The producer's token id.")]
+
+
+async def _source(request: Request, body: dict[str, Any]) -> AlertSource:
+    """Who published the alert being explained: ``body["source"]`` as ``{"token_id"}`` (a
+    stored team token brings its team) or ``{"token_id", "team"}``; absent, an unknown
+    publisher, which only org rules see."""
+    source = source_of(body.get("source"))
+    if source.token_id is not None and source.team is None:
+        return await _store(request).token_source(source.token_id)
+    return source
+
+
+def _admin_only(principal: Principal) -> None:
+    """Source assignments decide whose team rules see which alerts: admins only, even when
+    the change would be a no-op."""
+    if not principal.is_admin:
+        raise ForbiddenError("only admins assign alert sources to teams")
+
+
 def _change_body(result: ChangeResult, *, dry_run: bool) -> dict[str, Any]:
     return {
         "applied": result.applied,
@@ -81,7 +118,8 @@ def build_rules_api() -> APIRouter:
             int | None, Query(ge=0, description="Insert here (default: at the end).")
         ] = None,
     ) -> dict[str, Any]:
-        rule = parse_rule({k: v for k, v in body.items() if k not in ("id", "position")})
+        raw = {k: v for k, v in body.items() if k not in ("id", "position")}
+        rule = parse_rule({"scope": default_scope(principal).value, **raw})
         created, version = await _store(request).create_rule(
             rule, position=position, principal=principal, expected_version=expected_version
         )
@@ -97,11 +135,18 @@ def build_rules_api() -> APIRouter:
         data = load_document(await request.body())
         if not isinstance(data, dict) or "rules" not in data:
             raise InvalidDocumentError("send a mapping with a 'rules' list (YAML or JSON)")
-        result = await _store(request).apply(
+        store = _store(request)
+        if isinstance(data["rules"], list):
+            data = {
+                **data,
+                "rules": fill_scopes(data["rules"], await store.get_ruleset(), principal),
+            }
+        result = await store.apply(
             parse_ruleset(data),
             principal=principal,
             expected_version=expected_version,
             dry_run=dry_run,
+            replace_sources="sources" in data,
         )
         return _change_body(result, dry_run=dry_run)
 
@@ -122,7 +167,7 @@ def build_rules_api() -> APIRouter:
     @router.post("/explain", summary="Which rules an alert matches, condition by condition")
     async def explain_alert(request: Request, _: Reader, body: JsonBody) -> dict[str, Any]:
         alert = parse_alert(body.get("alert", body))
-        return explain(await _candidate(request, body), alert)
+        return explain(await _candidate(request, body), alert, await _source(request, body))
 
     @router.post("/test", summary="Check alerts against expected teams (like amtool test)")
     async def run_test_cases(request: Request, _: Reader, body: JsonBody) -> dict[str, Any]:
@@ -134,12 +179,54 @@ def build_rules_api() -> APIRouter:
         request: Request, _: Reader, body: Annotated[dict[str, Any] | None, Body()] = None
     ) -> dict[str, Any]:
         ruleset = await _candidate(request, body or {})
-        findings = lint(ruleset, teams=await _store(request).known_teams())
+        store = _store(request)
+        findings = lint(
+            ruleset,
+            teams=await store.known_teams(),
+            source_owners=await store.teams_with_sources(ruleset),
+        )
         return {
             "ok": not any(f["severity"] == "error" for f in findings),
             "ruleset_version": ruleset.version,
             "findings": findings,
         }
+
+    @router.get("/sources", summary="Alert sources (token ids) assigned to teams")
+    async def list_sources(request: Request, _: Reader) -> dict[str, Any]:
+        ruleset = await _store(request).get_ruleset()
+        sources = {token_id: list(teams) for token_id, teams in ruleset.sources.items()}
+        return {"version": ruleset.version, "sources": sources}
+
+    @router.put("/sources/{token_id}", summary="Assign a source to teams (admins only)")
+    async def assign_source(
+        request: Request,
+        principal: Writer,
+        token_id: TokenIdPath,
+        body: SourceAssignment,
+        expected_version: ExpectedVersion = None,
+    ) -> dict[str, Any]:
+        _admin_only(principal)
+        result = await _store(request).assign_source(
+            token_id, body.teams, principal=principal, expected_version=expected_version
+        )
+        return {
+            **_change_body(result, dry_run=False),
+            "token_id": token_id,
+            "teams": list(result.after.sources.get(token_id, ())),
+        }
+
+    @router.delete("/sources/{token_id}", summary="Remove a source's assignment (admins only)")
+    async def unassign_source(
+        request: Request,
+        principal: Writer,
+        token_id: TokenIdPath,
+        expected_version: ExpectedVersion = None,
+    ) -> dict[str, Any]:
+        _admin_only(principal)
+        result = await _store(request).assign_source(
+            token_id, [], principal=principal, expected_version=expected_version
+        )
+        return {**_change_body(result, dry_run=False), "token_id": token_id, "teams": []}
 
     @router.get("/{ref}", summary="One rule by id or name")
     async def get_rule(request: Request, _: Reader, ref: str) -> dict[str, Any]:
@@ -154,7 +241,11 @@ def build_rules_api() -> APIRouter:
         body: Annotated[dict[str, Any], Body(examples=[_RULE_EXAMPLE])],
         expected_version: ExpectedVersion = None,
     ) -> dict[str, Any]:
-        rule = parse_rule({k: v for k, v in body.items() if k not in ("id", "position")})
+        raw = {k: v for k, v in body.items() if k not in ("id", "position")}
+        if "scope" not in raw:  # unchanged unless stated
+            stored, _ = await _store(request).get_rule(ref)
+            raw["scope"] = stored.scope.value
+        rule = parse_rule(raw)
         updated, version = await _store(request).update_rule(
             ref, rule, principal=principal, expected_version=expected_version
         )

@@ -20,6 +20,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
@@ -35,7 +36,10 @@ from services.rules.engine.errors import (
     VersionConflictError,
 )
 from services.rules.engine.model import Rule, Ruleset, new_rule_id
-from shared.auth import Principal
+from services.rules.engine.scope import AlertSource
+from services.tokens import keys as token_keys
+from services.tokens.models import TokenRecord
+from shared.auth import Principal, TokenKind
 from shared.events import Actor, Event
 from shared.logging import get_logger
 from shared.outbox import stage_event
@@ -136,6 +140,34 @@ class RulesStore:
         members = cast(set[bytes], await self.redis.smembers(self.teams_key))
         return {member.decode() for member in members}
 
+    async def token_source(self, token_id: str) -> AlertSource:
+        """The :class:`AlertSource` of a stored token (a team token carries its team)."""
+        raw = cast(bytes | None, await self.redis.get(token_keys.token_key(token_id)))
+        if raw is None:
+            return AlertSource(token_id=token_id)
+        record = TokenRecord.model_validate_json(raw)
+        team = record.team if record.kind is TokenKind.team else None
+        return AlertSource(token_id=token_id, team=team)
+
+    async def teams_with_sources(self, ruleset: Ruleset) -> set[str]:
+        """Teams that own at least one source: a live (unrevoked, unexpired) team token, or an
+        assignment in ``ruleset``. Team rules of any other team can never match."""
+        owners = {team for teams in ruleset.sources.values() for team in teams}
+        now = datetime.now(UTC)
+        ids = sorted(
+            m.decode() for m in cast(set[bytes], await self.redis.smembers(token_keys.TOKENS))
+        )
+        for start in range(0, len(ids), 500):
+            chunk = [token_keys.token_key(i) for i in ids[start : start + 500]]
+            for raw in cast(list[bytes | None], await self.redis.mget(chunk)):
+                if raw is None:
+                    continue
+                record = TokenRecord.model_validate_json(raw)
+                live = record.revoked_at is None and record.expires_at > now
+                if record.kind is TokenKind.team and record.team and live:
+                    owners.add(record.team)
+        return owners
+
     # -- changes -----------------------------------------------------------------------------
 
     async def create_rule(
@@ -159,7 +191,7 @@ class RulesStore:
             )
             rules = list(before.rules)
             rules.insert(len(rules) if position is None else min(position, len(rules)), fresh)
-            after = Ruleset(version=before.version + 1, rules=tuple(rules))
+            after = before.evolve(version=before.version + 1, rules=tuple(rules))
             stored = _find(after, fresh.id)
             return after, [("rule.created", f"rule/{fresh.id}", {"after": stored.dump()})]
 
@@ -183,7 +215,7 @@ class RulesStore:
                 raise _duplicate(rule.name)
             new = rule.model_copy(update={"id": old.id, "position": old.position})
             rules = tuple(new if r.id == old.id else r for r in before.rules)
-            after = Ruleset(version=before.version + 1, rules=rules)
+            after = before.evolve(version=before.version + 1, rules=rules)
             data = {"before": old.dump(), "after": _find(after, old.id).dump()}
             return after, [("rule.updated", f"rule/{old.id}", data)]
 
@@ -198,7 +230,7 @@ class RulesStore:
         def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
             old = _find(before, ref)
             rules = tuple(r for r in before.rules if r.id != old.id)
-            after = Ruleset(version=before.version + 1, rules=rules)
+            after = before.evolve(version=before.version + 1, rules=rules)
             return after, [("rule.deleted", f"rule/{old.id}", {"before": old.dump()})]
 
         result = await self._change(mutate, principal=principal, expected_version=expected_version)
@@ -213,7 +245,7 @@ class RulesStore:
             ordered = [_find(before, ref) for ref in refs]
             if len({r.id for r in ordered}) != len(ordered) or len(ordered) != len(before.rules):
                 raise _invalid("<ruleset>", "reorder must list every rule exactly once")
-            after = Ruleset(version=before.version + 1, rules=tuple(ordered))
+            after = before.evolve(version=before.version + 1, rules=tuple(ordered))
             return after, [_applied_event("reorder", before, after)]
 
         return await self._change(mutate, principal=principal, expected_version=expected_version)
@@ -225,17 +257,45 @@ class RulesStore:
         principal: Principal | None,
         expected_version: int | None = None,
         dry_run: bool = False,
+        replace_sources: bool = True,
     ) -> ChangeResult:
-        """Replace the whole ruleset (rules matched to stored ones by id, else by name)."""
+        """Replace the whole ruleset (rules matched to stored ones by id, else by name).
+
+        ``replace_sources=False`` keeps the stored source assignments (a file without a
+        ``sources`` section leaves them alone)."""
 
         def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
             incoming = adopt_ids(before, ruleset)
-            after = Ruleset(version=before.version + 1, rules=incoming.rules)
+            sources = incoming.sources if replace_sources else before.sources
+            after = Ruleset(version=before.version + 1, rules=incoming.rules, sources=sources)
             return after, [_applied_event("apply", before, after)]
 
         return await self._change(
             mutate, principal=principal, expected_version=expected_version, dry_run=dry_run
         )
+
+    async def assign_source(
+        self,
+        token_id: str,
+        teams: list[str],
+        *,
+        principal: Principal | None,
+        expected_version: int | None = None,
+    ) -> ChangeResult:
+        """Make ``teams`` the owners of the alerts token ``token_id`` publishes (none: remove
+        the assignment). Admins only (see :mod:`.authz`)."""
+
+        def mutate(before: Ruleset) -> tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]:
+            sources = {**before.sources, token_id: tuple(teams)}
+            after = Ruleset(version=before.version + 1, rules=before.rules, sources=sources)
+            data = {
+                "token_id": token_id,
+                "before": list(before.sources.get(token_id, ())),
+                "after": list(after.sources.get(token_id, ())),
+            }
+            return after, [("source.assigned", f"source/{token_id}", data)]
+
+        return await self._change(mutate, principal=principal, expected_version=expected_version)
 
     async def _change(
         self,
@@ -320,6 +380,16 @@ def _check_teams(diff: dict[str, Any], teams: set[str]) -> None:
     """Added or changed rules may only name existing teams (removals are always fine)."""
     touched = [*diff["added"], *(change["after"] for change in diff["changed"])]
     problems: list[Problem] = []
+    for change in diff.get("sources", ()):
+        for team in change["after"]:
+            if team not in teams:
+                problems.append(
+                    {
+                        "rule": f"source {change['token_id']}",
+                        "condition": None,
+                        "reason": f"unknown team {team!r} (create it first: alertyard teams)",
+                    }
+                )
     for rule in touched:
         for team in dict.fromkeys([rule["owner_team"], *rule["destinations"]]):
             if team not in teams:
@@ -346,6 +416,7 @@ def _applied_event(
             "removed": [{"id": r["id"], "name": r["name"]} for r in diff["removed"]],
             "changed": [{"id": c["id"], "name": c["name"]} for c in diff["changed"]],
             "moved": diff["moved"][:_MAX_EVENT_RULES],
+            "sources": diff["sources"][:_MAX_EVENT_RULES],
             "truncated": True,
         }
     digest = hashlib.sha256(encode_ruleset(after.model_copy(update={"version": 0}))).hexdigest()

@@ -12,12 +12,15 @@ from services.rules.engine.model import (
     OnMissing,
     Operator,
     Rule,
+    RuleScope,
     Ruleset,
     parse_rule,
     parse_ruleset,
 )
+from services.rules.engine.scope import AlertSource
 
 __all__ = [
+    "AlertSource",
     "CompiledRuleset",
     "Condition",
     "ConditionGroup",
@@ -25,6 +28,7 @@ __all__ = [
     "Operator",
     "RoutingDecision",
     "Rule",
+    "RuleScope",
     "Ruleset",
     "compile_ruleset",
     "parse_rule",

@@ -6,11 +6,14 @@ For an alert only the groups found under its own field values are candidates, pl
 groups that have no such condition ("always" candidates). Candidates are numbered in rule
 order, so sorting them restores position order and first-match/``continue`` semantics apply
 unchanged. Every candidate still checks all its conditions, the index only prunes.
+
+Team-scoped rules (:mod:`.scope`) are indexed like any other; a candidate whose rule is scoped
+to a team that does not own the alert's source is skipped before its conditions are checked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final
@@ -24,9 +27,11 @@ from services.rules.engine.model import (
     OnMissing,
     Operator,
     Rule,
+    RuleScope,
     Ruleset,
     compile_regex,
 )
+from services.rules.engine.scope import NO_OWNERS, UNKNOWN_SOURCE, AlertSource, owners_of
 from shared.alert import Alert
 
 __all__ = ["CompiledRuleset", "compile_ruleset"]
@@ -38,6 +43,7 @@ _Check = tuple[str, FieldReader, _Pred, bool]
 _INDEXABLE: Final = frozenset({Operator.is_one_of, Operator.equals})
 _SET_CHUNK: Final = 256
 _SET_MAX_MEM: Final = 64 << 20
+_MAX_OWNER_CACHE: Final = 10_000
 
 
 def _predicate(condition: Condition) -> _Pred:
@@ -141,6 +147,8 @@ class _CompiledRule:
     name: str
     destinations: tuple[str, ...]
     continue_: bool
+    team: str | None
+    """The owner team when the rule is team-scoped; None for org rules."""
 
 
 def _index_key(conditions: tuple[Condition, ...]) -> Condition | None:
@@ -158,12 +166,29 @@ def _index_key(conditions: tuple[Condition, ...]) -> Condition | None:
 class _Pass:
     """One evaluation pass (ordinary rules, or fallback rules) over an inverted index."""
 
-    __slots__ = ("_always", "_checks", "_group_rule", "_indexes", "_regex_indexes", "rules")
+    __slots__ = (
+        "_always",
+        "_checks",
+        "_group_rule",
+        "_indexes",
+        "_regex_indexes",
+        "rules",
+        "scoped",
+    )
 
     def __init__(self, rules: list[Rule], readers: dict[str, FieldReader]) -> None:
         self.rules = [
-            _CompiledRule(rule.id, rule.name, rule.destinations, rule.continue_) for rule in rules
+            _CompiledRule(
+                rule.id,
+                rule.name,
+                rule.destinations,
+                rule.continue_,
+                rule.owner_team if rule.scope is RuleScope.team else None,
+            )
+            for rule in rules
         ]
+        self.scoped = any(rule.team is not None for rule in self.rules)
+        """True when some rule is team-scoped (only then do owners matter)."""
         self._checks: list[tuple[_Check, ...]] = []
         self._group_rule: list[int] = []
         always: list[int] = []
@@ -217,8 +242,11 @@ class _Pass:
         reader = cls._reader(condition.field, readers)
         return (condition.field, reader, _predicate(condition), condition.result_on_missing())
 
-    def run(self, alert: Alert, memo: dict[str, str | None]) -> list[_CompiledRule]:
-        """The rules that match ``alert`` in order, honouring first-match and ``continue``."""
+    def run(
+        self, alert: Alert, memo: dict[str, str | None], owners: frozenset[str]
+    ) -> list[_CompiledRule]:
+        """The rules that match ``alert`` in order, honouring first-match and ``continue``;
+        team rules of teams not in ``owners`` (the source's owners) are skipped."""
         candidates = list(self._always)
         sources = 1 if candidates else 0
         for index in self._indexes:
@@ -249,13 +277,15 @@ class _Pass:
             candidates.sort()
         matched: list[_CompiledRule] = []
         last_matched = -1
-        group_rule, checks = self._group_rule, self._checks
+        group_rule, checks, rules, scoped = self._group_rule, self._checks, self.rules, self.scoped
         for group_id in candidates:
             rule_index = group_rule[group_id]
             if rule_index == last_matched:
                 continue  # another group of a rule that already matched
+            rule = rules[rule_index]
+            if scoped and rule.team is not None and rule.team not in owners:
+                continue  # a team rule never sees alerts from sources its team does not own
             if _holds(checks[group_id], alert, memo):
-                rule = self.rules[rule_index]
                 matched.append(rule)
                 if not rule.continue_:
                     break
@@ -279,7 +309,7 @@ def _holds(checks: tuple[_Check, ...], alert: Alert, memo: dict[str, str | None]
 class CompiledRuleset:
     """A ruleset ready for the hot path. Immutable once built; swap the whole object."""
 
-    __slots__ = ("_fallback", "_main", "ruleset", "version")
+    __slots__ = ("_fallback", "_main", "_owners", "_scoped", "ruleset", "version")
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
@@ -289,14 +319,28 @@ class CompiledRuleset:
         enabled = [rule for rule in ruleset.rules if rule.enabled]
         self._main = _Pass([r for r in enabled if not r.fallback], readers)
         self._fallback = _Pass([r for r in enabled if r.fallback], readers)
+        self._scoped = self._main.scoped or self._fallback.scoped
+        self._owners: dict[AlertSource, frozenset[str]] = {}
 
-    def evaluate(self, alert: Alert) -> RoutingDecision:
-        """Where ``alert`` goes; identical to :func:`.reference.evaluate`."""
+    def owners(self, source: AlertSource) -> frozenset[str]:
+        """The teams owning ``source`` (cached: a ruleset is immutable, sources are few)."""
+        if not self._scoped:
+            return NO_OWNERS  # no team rule to scope
+        found = self._owners.get(source)
+        if found is None:
+            if len(self._owners) >= _MAX_OWNER_CACHE:
+                self._owners.clear()
+            found = self._owners[source] = owners_of(self.ruleset, source)
+        return found
+
+    def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> RoutingDecision:
+        """Where ``alert`` from ``source`` goes; identical to :func:`.reference.evaluate`."""
         memo: dict[str, str | None] = {}
-        matched = self._main.run(alert, memo)
+        owners = self.owners(source) if self._scoped else NO_OWNERS
+        matched = self._main.run(alert, memo, owners)
         fallback = False
         if not matched and self._fallback.rules:
-            matched = self._fallback.run(alert, memo)
+            matched = self._fallback.run(alert, memo, owners)
             fallback = bool(matched)
         if len(matched) == 1:
             only = matched[0]
@@ -312,9 +356,14 @@ class CompiledRuleset:
             fallback,
         )
 
-    def evaluate_many(self, alerts: Iterable[Alert]) -> list[RoutingDecision]:
+    def evaluate_many(
+        self, alerts: Iterable[Alert], sources: Sequence[AlertSource] | None = None
+    ) -> list[RoutingDecision]:
+        """One decision per alert; ``sources[i]`` published ``alerts[i]`` (unknown if None)."""
         evaluate = self.evaluate
-        return [evaluate(alert) for alert in alerts]
+        if sources is None or not self._scoped:  # no team rule: the source cannot matter
+            return [evaluate(alert) for alert in alerts]
+        return [evaluate(alert, source) for alert, source in zip(alerts, sources, strict=True)]
 
 
 def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:

@@ -8,7 +8,15 @@ from services.rules.engine.model import Rule, Ruleset
 
 __all__ = ["adopt_ids", "diff_rulesets", "is_empty_diff", "render_diff"]
 
-_COMPARED = ("name", "owner_team", "enabled", "condition_groups", "destinations", "continue_")
+_COMPARED = (
+    "name",
+    "owner_team",
+    "scope",
+    "enabled",
+    "condition_groups",
+    "destinations",
+    "continue_",
+)
 
 
 def adopt_ids(current: Ruleset, incoming: Ruleset) -> Ruleset:
@@ -21,7 +29,7 @@ def adopt_ids(current: Ruleset, incoming: Ruleset) -> Ruleset:
         if rule.id not in known and stored is not None and incoming.by_id(stored.id) is None:
             rule = rule.model_copy(update={"id": stored.id})
         rules.append(rule)
-    return Ruleset(version=incoming.version, rules=tuple(rules))
+    return incoming.evolve(version=incoming.version, rules=tuple(rules))
 
 
 def _changed_fields(before: Rule, after: Rule) -> list[str]:
@@ -32,7 +40,8 @@ def _changed_fields(before: Rule, after: Rule) -> list[str]:
 
 
 def diff_rulesets(before: Ruleset, after: Ruleset) -> dict[str, Any]:
-    """``added``, ``removed``, ``changed`` (with before/after) and ``moved`` rules.
+    """``added``, ``removed``, ``changed`` (with before/after) and ``moved`` rules, and
+    ``sources`` whose owning teams changed (``{"token_id", "before", "after"}``).
 
     A rule counts as moved when its place among the rules kept on both sides changed, so an
     insertion at the top does not report every other rule as moved.
@@ -64,11 +73,25 @@ def diff_rulesets(before: Ruleset, after: Ruleset) -> dict[str, Any]:
         "removed": [rule.dump() for rule in before.rules if rule.id not in new],
         "changed": changed,
         "moved": moved,
+        "sources": _source_changes(before, after),
     }
 
 
+def _source_changes(before: Ruleset, after: Ruleset) -> list[dict[str, Any]]:
+    return [
+        {
+            "token_id": token_id,
+            "before": list(before.sources.get(token_id, ())),
+            "after": list(after.sources.get(token_id, ())),
+        }
+        for token_id in sorted(before.sources.keys() | after.sources.keys())
+        if before.sources.get(token_id) != after.sources.get(token_id)
+    ]
+
+
 def is_empty_diff(diff: dict[str, Any]) -> bool:
-    return not any(diff[key] for key in ("added", "removed", "changed", "moved"))
+    keys = ("added", "removed", "changed", "moved", "sources")
+    return not any(diff.get(key) for key in keys)
 
 
 def render_diff(diff: dict[str, Any]) -> list[str]:
@@ -80,4 +103,9 @@ def render_diff(diff: dict[str, Any]) -> list[str]:
     lines += [f"- {r['name']}" for r in diff["removed"]]
     lines += [f"~ {c['name']}: {', '.join(c['fields'])}" for c in diff["changed"]]
     lines += [f"> {m['name']}: position {m['from']} -> {m['to']}" for m in diff["moved"]]
+    lines += [
+        f"@ source {c['token_id']}: {', '.join(c['before']) or '-'} -> "
+        f"{', '.join(c['after']) or '-'}"
+        for c in diff.get("sources", ())
+    ]
     return lines or ["no changes"]

@@ -12,9 +12,16 @@ from services.rules.engine import reference
 from services.rules.engine.documents import parse_alert
 from services.rules.engine.fields import resolve
 from services.rules.engine.model import Rule, Ruleset
+from services.rules.engine.scope import (
+    UNKNOWN_SOURCE,
+    AlertSource,
+    in_scope,
+    out_of_scope,
+    owners_of,
+)
 from shared.alert import Alert
 
-__all__ = ["explain", "run_cases"]
+__all__ = ["explain", "run_cases", "source_of"]
 
 
 def _explain_rule(rule: Rule, alert: Alert) -> dict[str, Any]:
@@ -49,10 +56,17 @@ def _explain_rule(rule: Rule, alert: Alert) -> dict[str, Any]:
     }
 
 
-def explain(ruleset: Ruleset, alert: Alert) -> dict[str, Any]:
-    """The decision plus every rule evaluated to reach it, in order, with condition results."""
-    decision = reference.evaluate(ruleset, alert)
-    enabled = [rule for rule in ruleset.rules if rule.enabled]
+def explain(ruleset: Ruleset, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> dict[str, Any]:
+    """The decision plus every rule evaluated to reach it, in order, with condition results,
+    and the team rules that were out of scope for the alert's source (with the reason)."""
+    decision = reference.evaluate(ruleset, alert, source)
+    owners = owners_of(ruleset, source)
+    enabled = [rule for rule in ruleset.rules if rule.enabled and in_scope(rule, owners)]
+    skipped = [
+        {"id": rule.id, "name": rule.name, "owner_team": rule.owner_team, "reason": reason}
+        for rule in ruleset.rules
+        if rule.enabled and (reason := out_of_scope(rule, source, owners)) is not None
+    ]
     evaluated: list[dict[str, Any]] = []
     for fallback_pass in (False, True):
         if fallback_pass and decision.rule_ids and not decision.fallback:
@@ -71,12 +85,30 @@ def explain(ruleset: Ruleset, alert: Alert) -> dict[str, Any]:
             for rule_id, name in zip(decision.rule_ids, decision.rule_names, strict=True)
         ],
         "ruleset_version": ruleset.version,
+        "source": {
+            "token_id": source.token_id,
+            "team": source.team,
+            "owners": sorted(owners),
+        },
         "evaluated": evaluated,
+        "out_of_scope": skipped,
     }
 
 
+def source_of(data: Any) -> AlertSource:
+    """An :class:`AlertSource` from ``{"token_id": ..., "team": ...}`` (absent: unknown)."""
+    if not isinstance(data, dict):
+        return UNKNOWN_SOURCE
+    token_id, team = data.get("token_id"), data.get("team")
+    return AlertSource(
+        token_id=token_id if isinstance(token_id, str) else None,
+        team=team if isinstance(team, str) else None,
+    )
+
+
 def run_cases(ruleset: Ruleset, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run ``test`` cases ``{name, alert, expect_teams}``; ``passed`` is True when all pass.
+    """Run ``test`` cases ``{name, alert, expect_teams, source?}``; ``passed`` is True when all
+    pass. ``source`` (``{"token_id", "team"}``) says who published the alert (tenancy).
 
     Teams are compared in order (the order is the order alerts are published in).
     """
@@ -85,7 +117,7 @@ def run_cases(ruleset: Ruleset, cases: list[dict[str, Any]]) -> dict[str, Any]:
         name = str(case.get("name") or f"case-{number}")
         alert = parse_alert(case["alert"], where=f"case {name!r}")
         expected = list(case.get("expect_teams") or [])
-        decision = reference.evaluate(ruleset, alert)
+        decision = reference.evaluate(ruleset, alert, source_of(case.get("source")))
         results.append(
             {
                 "name": name,

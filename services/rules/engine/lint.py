@@ -1,5 +1,6 @@
 """Static checks of a ruleset: rules that can never match, unreachable and shadowed rules,
-and (when the team list is known) destinations that are not teams.
+(when the team list is known) destinations that are not teams, and (when it is known which
+teams own alert sources) team rules whose team owns no source, which therefore never match.
 
 The checks are syntactic and sound: a finding is always real, but not every dead rule is
 found (e.g. two regexes that can never both match are not detected).
@@ -10,7 +11,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
-from services.rules.engine.model import Condition, Operator, Rule, Ruleset
+from services.rules.engine.model import Condition, Operator, Rule, RuleScope, Ruleset
 
 __all__ = ["lint"]
 
@@ -101,8 +102,11 @@ def _shadowing(index: _Earlier, rule: Rule) -> Rule | None:
     return shadow
 
 
-def lint(ruleset: Ruleset, *, teams: set[str] | None = None) -> list[dict[str, Any]]:
-    """Findings in rule order; ``teams`` enables the unknown-team check."""
+def lint(
+    ruleset: Ruleset, *, teams: set[str] | None = None, source_owners: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Findings in rule order; ``teams`` enables the unknown-team check, ``source_owners``
+    (teams owning at least one source: a team token or an assignment) the out-of-scope one."""
     findings: list[dict[str, Any]] = []
     for fallback_pass in (False, True):
         stopping: _Earlier = {}
@@ -168,5 +172,21 @@ def lint(ruleset: Ruleset, *, teams: set[str] | None = None) -> list[dict[str, A
                     findings.append(
                         _finding(rule, "unknown_team", f"team {team!r} does not exist", team=team)
                     )
+    if source_owners is not None:
+        for rule in ruleset.rules:
+            if (
+                rule.scope is RuleScope.team
+                and rule.enabled
+                and rule.owner_team not in source_owners
+            ):
+                findings.append(
+                    _finding(
+                        rule,
+                        "out_of_scope",
+                        f"can never match: team rule of {rule.owner_team!r}, which owns no alert "
+                        "source (no team token, no source assigned to it)",
+                        team=rule.owner_team,
+                    )
+                )
     positions = {rule.id: rule.position for rule in ruleset.rules}
     return sorted(findings, key=lambda f: positions[f["rule_id"]])

@@ -30,6 +30,7 @@ __all__ = [
     "OnMissing",
     "Operator",
     "Rule",
+    "RuleScope",
     "Ruleset",
     "compile_regex",
     "new_rule_id",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 MAX_RULES: Final = 20_000
+MAX_SOURCES: Final = 10_000
+"""Most source assignments (token id -> teams) one ruleset may hold."""
 MAX_GROUPS: Final = 32
 MAX_CONDITIONS: Final = 32
 MAX_VALUES: Final = 1_000
@@ -81,6 +84,15 @@ _PRESENCE_OPERATORS: Final = frozenset({Operator.exists, Operator.is_empty})
 _SINGLE_VALUE: Final = frozenset(
     {Operator.equals, Operator.not_equals, Operator.matches_regex, Operator.not_matches_regex}
 )
+
+
+class RuleScope(StrEnum):
+    """Which alerts a rule may see (see :mod:`.scope`)."""
+
+    org = "org"
+    """Every alert. Only admins (owner/admin users, global tokens) write org rules."""
+    team = "team"
+    """Only alerts from sources the owner team owns: its team tokens, sources assigned to it."""
 
 
 class OnMissing(StrEnum):
@@ -209,6 +221,8 @@ class Rule(BaseModel):
     """Unique within the ruleset; files and the CLI refer to rules by name."""
     owner_team: str = Field(pattern=TEAM_RE.pattern)
     """The team that owns (may change) this rule."""
+    scope: RuleScope = RuleScope.org
+    """``team``: the rule only sees alerts from sources ``owner_team`` owns."""
     position: int = Field(default=0, ge=0)
     """Index in the ruleset; set by the ruleset from the order of ``rules``."""
     enabled: bool = True
@@ -246,6 +260,23 @@ class Ruleset(BaseModel):
     version: int = Field(default=0, ge=0)
     """Monotonic; bumped by the store on every change. 0 means nothing was ever stored."""
     rules: tuple[Rule, ...] = Field(default=(), max_length=MAX_RULES)
+    sources: dict[str, tuple[str, ...]] = Field(default_factory=dict, max_length=MAX_SOURCES)
+    """Source assignments by admins: producer token id -> the teams that own its alerts (on top
+    of a team token's own team)."""
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, sources: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        checked: dict[str, tuple[str, ...]] = {}
+        for token_id, teams in sorted(sources.items()):
+            if not ID_RE.match(token_id):
+                raise ValueError(f"source {token_id!r} is not a token id")
+            for team in teams:
+                if not TEAM_RE.match(team):
+                    raise ValueError(f"source {token_id!r}: {team!r} is not a valid team name")
+            if teams:  # assigning no team is removing the assignment
+                checked[token_id] = tuple(sorted(set(teams)))
+        return checked
 
     @model_validator(mode="after")
     def _positions_and_uniqueness(self) -> Ruleset:
@@ -266,6 +297,12 @@ class Ruleset(BaseModel):
             object.__setattr__(self, "rules", fixed)
         return self
 
+    def evolve(self, *, version: int, rules: tuple[Rule, ...] | None = None) -> Ruleset:
+        """A validated copy at ``version`` with new ``rules`` (source assignments kept)."""
+        return Ruleset(
+            version=version, rules=self.rules if rules is None else rules, sources=self.sources
+        )
+
     def by_id(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
 
@@ -274,10 +311,15 @@ class Ruleset(BaseModel):
 
     def teams(self) -> set[str]:
         """Every team the ruleset names (owners and destinations)."""
-        return {team for rule in self.rules for team in (rule.owner_team, *rule.destinations)}
+        named = {team for rule in self.rules for team in (rule.owner_team, *rule.destinations)}
+        return named | {team for teams in self.sources.values() for team in teams}
 
     def dump(self) -> dict[str, Any]:
-        return {"version": self.version, "rules": [rule.dump() for rule in self.rules]}
+        """The ruleset as stored and shown; ``sources`` only when some are assigned."""
+        body: dict[str, Any] = {"version": self.version, "rules": [r.dump() for r in self.rules]}
+        if self.sources:
+            body["sources"] = {token_id: list(teams) for token_id, teams in self.sources.items()}
+        return body
 
 
 def _condition_path(loc: tuple[int | str, ...]) -> str | None:
@@ -337,7 +379,9 @@ def parse_ruleset(data: Any, *, version: int = 0) -> Ruleset:
         )
     raw_rules: list[Any] = data.get("rules") or []
     try:
-        return Ruleset.model_validate({"version": version, "rules": raw_rules})
+        return Ruleset.model_validate(
+            {"version": version, "rules": raw_rules, "sources": data.get("sources") or {}}
+        )
     except ValidationError as exc:
         raise RulesetInvalidError(_problems(exc, raw_rules)) from None
 

@@ -9,6 +9,9 @@ Semantics, in order:
    hold. The first matching rule ends evaluation unless it has ``continue``.
 2. Only when no ordinary rule matched: the fallback rules, with the same rules of order.
 3. Destinations of the matched rules, in order, each team once. None: the alert is unrouted.
+
+Before all that, team-scoped rules whose owner team does not own the alert's source are
+removed (:mod:`.scope`): for that alert they do not exist, in either pass.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from services.rules.engine.decision import RoutingDecision
 from services.rules.engine.fields import resolve
 from services.rules.engine.model import Condition, Operator, Rule, Ruleset, compile_regex
+from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource, in_scope, owners_of
 from shared.alert import Alert
 
 __all__ = ["condition_holds", "evaluate", "rule_matches"]
@@ -80,9 +84,12 @@ def _pass(rules: list[Rule], alert: Alert) -> list[Rule]:
     return matched
 
 
-def evaluate(ruleset: Ruleset, alert: Alert) -> RoutingDecision:
-    """Where ``alert`` goes under ``ruleset``."""
-    enabled = [rule for rule in ruleset.rules if rule.enabled]
+def evaluate(
+    ruleset: Ruleset, alert: Alert, source: AlertSource = UNKNOWN_SOURCE
+) -> RoutingDecision:
+    """Where ``alert``, published by ``source``, goes under ``ruleset``."""
+    owners = owners_of(ruleset, source)
+    enabled = [rule for rule in ruleset.rules if rule.enabled and in_scope(rule, owners)]
     matched = _pass([rule for rule in enabled if not rule.fallback], alert)
     fallback = False
     if not matched:

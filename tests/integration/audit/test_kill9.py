@@ -18,6 +18,7 @@ from services.audit.query import AuditQuery, query_log
 from services.audit.segments import complete_lines, list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
 from services.audit.verify import verify_log
+from services.tokens.testing import test_settings
 from shared.events import Actor, Event
 from shared.kafka import ensure_topics, make_producer
 from tests.integration._processes import free_port
@@ -91,6 +92,7 @@ async def test_kill_dash_nine_mid_stream_loses_and_duplicates_nothing(
         "ALERTYARD_AUDIT_CHECKPOINT_EVERY_RECORDS": "200",
         "ALERTYARD_AUDIT_SEGMENT_MAX_BYTES": "65536",
         "ALERTYARD_LOG_FORMAT": "json",
+        "ALERTYARD_TOKENS_HMAC_SECRET": test_settings(redis_url).hmac_secret.get_secret_value(),
     }
     events = [
         Event(

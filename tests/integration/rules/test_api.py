@@ -27,6 +27,7 @@ RULES_YAML = """
 rules:
   - name: payments-critical
     owner_team: payments
+    scope: team
     destinations: [payments]
     condition_groups:
       - conditions:
@@ -34,12 +35,14 @@ rules:
           - {field: labels.env, operator: is_not_one_of, values: [staging]}
   - name: payments-batch
     owner_team: payments
+    scope: team
     destinations: [payments]
     condition_groups:
       - conditions:
           - {field: service, operator: equals, value: batch}
   - name: search-index
     owner_team: search
+    scope: team
     destinations: [search]
     condition_groups:
       - conditions:
@@ -59,6 +62,7 @@ class Api:
     payments: dict[str, str]
     member: dict[str, str]
     reader: dict[str, str]
+    payments_token_id: str
 
     async def snapshot(self) -> tuple[int, Any, int]:
         body = (await self.client.get("/v1/rules", headers=self.admin)).json()
@@ -70,7 +74,7 @@ async def api(redis: Redis, redis_url: str) -> AsyncIterator[Api]:
     settings = test_settings(redis_url)
     await add_teams(redis)
     admin, _ = await issue_token(redis, settings, kind="global")
-    payments, _ = await issue_token(redis, settings, kind="team", team="payments")
+    payments, payments_principal = await issue_token(redis, settings, kind="team", team="payments")
     member, _ = await issue_token(redis, settings, kind="user", role="member", teams=["payments"])
     reader, _ = await issue_token(
         redis, settings, kind="global", permissions=[Permission.rules_read]
@@ -97,7 +101,7 @@ async def api(redis: Redis, redis_url: str) -> AsyncIterator[Api]:
             headers={**bearer["admin"], "content-type": "application/yaml"},
         )
         assert result.status_code == 200, result.text
-        yield Api(client, redis, **bearer)
+        yield Api(client, redis, **bearer, payments_token_id=payments_principal.token_id)
 
 
 async def test_authentication_and_permissions(api: Api) -> None:
@@ -265,23 +269,53 @@ async def test_explain_test_and_lint(api: Api) -> None:
     explained = await api.client.post(
         "/v1/rules/explain",
         headers=api.reader,
-        json={"alert": {"service": "billing", "labels": {"env": "staging"}}},
+        json={
+            "alert": {"service": "billing", "labels": {"env": "staging"}},
+            "source": {"token_id": api.payments_token_id},
+        },
     )
     assert explained.status_code == 200
     out = explained.json()
     assert out["teams"] == ["platform"]
     assert out["fallback"] is True
     assert out["ruleset_version"] == 1
+    assert out["source"] == {
+        "token_id": api.payments_token_id,
+        "team": "payments",
+        "owners": ["payments"],
+    }
     conditions = out["evaluated"][0]["groups"][0]["conditions"]
     assert [c["result"] for c in conditions] == [True, False]
+    assert [r["name"] for r in out["out_of_scope"]] == ["search-index"]
+
+    # From a source nobody owns, the team rules are out of scope, each with its reason.
+    unowned = await api.client.post(
+        "/v1/rules/explain",
+        headers=api.reader,
+        json={"alert": {"service": "billing"}, "source": {"token_id": "tok_nobody"}},
+    )
+    out = unowned.json()
+    assert out["teams"] == ["platform"]
+    assert [r["name"] for r in out["evaluated"]] == ["everything-else"]
+    assert [r["name"] for r in out["out_of_scope"]] == [
+        "payments-critical",
+        "payments-batch",
+        "search-index",
+    ]
+    assert "owned by no team" in out["out_of_scope"][0]["reason"]
 
     tested = await api.client.post(
         "/v1/rules/test",
         headers=api.reader,
         json={
             "cases": [
-                {"name": "ok", "alert": {"service": "indexer"}, "expect_teams": ["search"]},
-                {"name": "bad", "alert": {"service": "indexer"}, "expect_teams": ["payments"]},
+                {
+                    "name": "ok",
+                    "alert": {"service": "indexer"},
+                    "source": {"team": "search"},
+                    "expect_teams": ["search"],
+                },
+                {"name": "bad", "alert": {"service": "indexer"}, "expect_teams": ["search"]},
             ]
         },
     )
@@ -297,11 +331,44 @@ async def test_explain_test_and_lint(api: Api) -> None:
     kinds = [(f["rule"], f["kind"]) for f in linted.json()["findings"]]
     assert kinds == [("b", "shadowed"), ("b", "unknown_team")]
     assert linted.json()["ok"] is False
+    # search has no team token and no source assigned: its team rule can never match.
     stored = await api.client.post("/v1/rules/lint", headers=api.reader)
-    assert stored.json()["findings"] == []
+    assert [(f["rule"], f["kind"]) for f in stored.json()["findings"]] == [
+        ("search-index", "out_of_scope")
+    ]
 
     bad_alert = await api.client.post(
         "/v1/rules/explain", headers=api.reader, json={"alert": {"severity": "apocalyptic"}}
     )
     assert bad_alert.status_code == 422
     assert bad_alert.json()["code"] == "invalid_alert"
+
+
+async def test_source_assignments_reject_bad_input_with_4xx(api: Api) -> None:
+    before = await api.snapshot()
+    for path, body, status, code in [
+        ("/v1/rules/sources/tok_x", {"teams": ["Not A Team"]}, 422, "invalid_request"),
+        ("/v1/rules/sources/tok_x", {"teams": ["ghosts"]}, 422, "unknown_team"),
+        ("/v1/rules/sources/bad%20id", {"teams": ["payments"]}, 422, "invalid_request"),
+        ("/v1/rules/sources/tok_x", {"teams": "payments"}, 422, "invalid_request"),
+    ]:
+        response = await api.client.put(path, headers=api.admin, json=body)
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert await api.snapshot() == before
+    assigned = await api.client.put(
+        "/v1/rules/sources/tok_x", headers=api.admin, json={"teams": ["payments", "payments"]}
+    )
+    assert assigned.json()["teams"] == ["payments"]
+    # A file without a sources section leaves assignments alone; one with it replaces them.
+    stored = (await api.client.get("/v1/rules", headers=api.admin)).json()
+    assert stored["sources"] == {"tok_x": ["payments"]}
+    reapplied = await api.client.post(
+        "/v1/rules/apply", headers=api.admin, json={"rules": stored["rules"]}
+    )
+    assert reapplied.json()["applied"] is False
+    cleared = await api.client.post(
+        "/v1/rules/apply", headers=api.admin, json={"rules": stored["rules"], "sources": {}}
+    )
+    assert cleared.json()["diff"]["sources"] == [
+        {"token_id": "tok_x", "before": ["payments"], "after": []}
+    ]

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from services.cli.main import app as cli
 from services.rules.control.api import build_rules_api
 from services.rules.control.store import RulesStore
+from services.rules.engine.model import parse_ruleset
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
+from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.redis import make_redis
 from tests.integration._processes import free_port
@@ -107,3 +109,54 @@ async def test_cli_round_trip(
     code, out = await asyncio.to_thread(run, "get", "nope")
     assert code == 1
     assert "no rule with id or name 'nope'" in out
+
+
+async def test_cli_assigns_sources_and_explains_with_one(
+    redis: Redis, redis_url: str, server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_teams(redis)
+    settings = test_settings(redis_url)
+    admin, _ = await issue_token(redis, settings, kind="global")
+    _, bridge = await issue_token(
+        redis, settings, kind="global", permissions=[Permission.alerts_publish]
+    )
+    monkeypatch.setenv("ALERTYARD_ROUTER_URL", server_url)
+    monkeypatch.setenv("ALERTYARD_TOKEN", admin)
+    await RulesStore(redis).apply(
+        parse_ruleset(
+            {
+                "rules": [
+                    {
+                        "name": "payments-own",
+                        "owner_team": "payments",
+                        "scope": "team",
+                        "destinations": ["payments"],
+                    }
+                ]
+            }
+        ),
+        principal=None,
+    )
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli, ["rules", *args])
+        return result.exit_code, result.output
+
+    alert = '{"service": "checkout"}'
+    code, out = await asyncio.to_thread(run, "explain", alert, "--source-token", bridge.token_id)
+    assert code == 0, out
+    assert "out of scope payments-own" in out
+    assert "none: unrouted" in out
+    code, out = await asyncio.to_thread(run, "sources", "assign", bridge.token_id, "payments")
+    assert code == 0, out
+    assert f"@ source {bridge.token_id}: - -> payments" in out
+    code, out = await asyncio.to_thread(run, "sources", "list", "--json")
+    assert json.loads(out)["sources"] == {bridge.token_id: ["payments"]}
+    code, out = await asyncio.to_thread(
+        run, "explain", alert, "--source-token", bridge.token_id, "--json"
+    )
+    assert json.loads(out)["teams"] == ["payments"]
+    code, out = await asyncio.to_thread(run, "sources", "remove", bridge.token_id)
+    assert code == 0, out
+    code, out = await asyncio.to_thread(run, "sources", "list")
+    assert "no sources assigned" in out

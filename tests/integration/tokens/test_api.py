@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.tokens.api import create_app
@@ -185,28 +186,56 @@ async def test_introspection(
     assert garbage.json()["inactive_reason"] == "token_malformed"
 
 
-async def test_failed_authentication_is_rate_limited_per_source(
+async def test_failed_authentication_is_rate_limited_per_client_across_processes(
     redis: Redis, settings: TokensSettings
 ) -> None:
-    limited = settings.model_copy(update={"auth_fail_limit": 3, "auth_fail_window_s": 60})
+    limited = settings.model_copy(
+        update={
+            "auth_fail_limit": 3,
+            "auth_fail_window_s": 60,
+            "trusted_proxy_header": "X-Forwarded-For",
+            "trusted_proxies": ["10.0.0.0/8"],
+        }
+    )
     admin, _ = await issue_token(redis, limited)
-    validator = build_validator(limited, redis)
-    app = create_app(service=TokenService(redis, limited), validator=validator, settings=limited)
+    # Two app instances, as two processes behind one proxy: the count lives in Redis.
+    apps = [
+        create_app(
+            service=TokenService(redis, limited),
+            validator=build_validator(limited, redis),
+            settings=limited,
+        )
+        for _ in range(2)
+    ]
 
-    def client(ip: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(ip, 5000))
-        return httpx.AsyncClient(transport=transport, base_url="http://tokens")
+    def via_proxy(app: FastAPI, client_ip: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.2", 5000))
+        return httpx.AsyncClient(
+            transport=transport,
+            base_url="http://tokens",
+            headers={"x-forwarded-for": f"203.0.113.77, {client_ip}"},  # left part forged
+        )
 
-    async with client("10.9.9.9") as attacker, client("10.1.1.1") as bystander:
-        bad = {"authorization": "Bearer ayg_" + "A" * 52}
-        codes = [(await attacker.get("/v1/tokens", headers=bad)).status_code for _ in range(3)]
+    bad = {"authorization": "Bearer ayg_" + "A" * 52}
+    good = {"authorization": f"Bearer {admin}"}
+    async with (
+        via_proxy(apps[0], "198.51.100.9") as attacker_a,
+        via_proxy(apps[1], "198.51.100.9") as attacker_b,
+        via_proxy(apps[1], "198.51.100.10") as bystander,
+    ):
+        codes = [(await attacker_a.get("/v1/tokens", headers=bad)).status_code for _ in range(2)]
+        codes.append((await attacker_b.get("/v1/tokens", headers=bad)).status_code)
         assert codes == [401, 401, 401]
-        blocked = await attacker.get("/v1/tokens", headers={"authorization": f"Bearer {admin}"})
-        assert blocked.status_code == 429
-        assert blocked.json()["code"] == "rate_limited"
-        assert blocked.json()["context"]["retry_after_s"] > 0
-        ok = await bystander.get("/v1/tokens", headers={"authorization": f"Bearer {admin}"})
-        assert ok.status_code == 200
+        for attacker in (attacker_a, attacker_b):  # blocked in both processes, even when right
+            blocked = await attacker.get("/v1/tokens", headers=good)
+            assert blocked.status_code == 429
+            assert blocked.json()["code"] == "rate_limited"
+            assert blocked.json()["context"]["retry_after_s"] > 0
+        # Another client behind the same proxy is not locked out.
+        assert (await bystander.get("/v1/tokens", headers=good)).status_code == 200
+    keys = [k async for k in redis.scan_iter(match="alertyard:authfail*")]
+    assert keys  # the moving window is in Redis
+    assert not any(b"ayg_" in key for key in keys)  # keyed by address, never by token
 
 
 async def test_unauthenticated_requests_get_401_with_stable_codes(

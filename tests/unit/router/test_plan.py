@@ -5,6 +5,9 @@ import json
 from services.router.authn import AuthOutcome
 from services.router.intake import Inbound, inspect_record
 from services.router.plan import plan_batch
+from services.rules.engine.compiled import compile_ruleset
+from services.rules.engine.model import parse_ruleset
+from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
 from shared.alert import Alert
 from shared.auth import Permission, TokenKind
 from shared.headers import RejectedHeaders, RoutedHeaders
@@ -83,7 +86,7 @@ def test_team_token_stamps_its_team_over_whatever_was_sent() -> None:
 
 def test_an_evaluation_bug_rejects_one_alert_and_keeps_going() -> None:
     class Exploding(ByServiceRuleset):
-        def evaluate(self, alert: Alert):  # type: ignore[no-untyped-def]
+        def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE):  # type: ignore[no-untyped-def]
             if alert.service == "boom":
                 raise RuntimeError("bug")
             return super().evaluate(alert)
@@ -135,3 +138,46 @@ def test_unrouted_headers_match_the_contract_and_are_counted() -> None:
     )
     assert sorted(plan.messages[0].headers) == sorted(contract.to_kafka())
     assert (plan.unrouted, plan.copies_by_team) == (1, {})
+
+
+def test_each_alert_reaches_the_evaluator_with_its_source() -> None:
+    """Tenancy: the authenticated token (and a team token's team) is the alert's source."""
+    ruleset = compile_ruleset(
+        parse_ruleset(
+            {
+                "rules": [
+                    {
+                        "name": "payments-own",
+                        "owner_team": "payments",
+                        "scope": "team",
+                        "destinations": ["payments"],
+                    },
+                    {
+                        "name": "org-fallback",
+                        "owner_team": "platform",
+                        "destinations": ["platform"],
+                        "fallback": True,
+                    },
+                ],
+                "sources": {"tok-bridge": ["payments"]},
+            }
+        )
+    )
+    inbounds = [
+        record(alert("web", id="from-team"), token="team", offset=0),
+        record(alert("web", id="from-global"), token="global", offset=1),
+        record(alert("web", id="from-bridge"), token="bridge", offset=2),
+        record(alert("web", id="spoofed", team="payments"), token="global", offset=3),
+    ]
+    auth: dict[str, AuthOutcome] = {
+        "team": principal("tok-team", kind=TokenKind.team, team="payments"),
+        "global": principal("tok-global"),
+        "bridge": principal("tok-bridge"),
+    }
+    plan = plan_batch(inbounds, auth, ruleset, TOPICS)
+    assert {p.alert.id: p.teams for p in plan.accepted} == {
+        "from-team": ("payments",),
+        "from-global": ("platform",),
+        "from-bridge": ("payments",),  # assigned to payments by an admin
+        "spoofed": ("platform",),  # the alert's own team field owns nothing
+    }

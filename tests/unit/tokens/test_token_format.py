@@ -1,4 +1,4 @@
-"""Token format, checksum and the failed-auth limiter (no I/O)."""
+"""Token format and checksum (no I/O)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from services.tokens.errors import TokenMalformedError
 from services.tokens.token_format import TOKEN_LENGTH, TokenCodec
 from shared.auth import TOKEN_RE, TokenKind, redact_tokens
-from shared.http_auth import FailedAuthLimiter
 
 CODEC = TokenCodec(b"unit-test-secret")
 
@@ -37,15 +36,3 @@ def test_every_single_character_change_is_caught() -> None:
         swapped = "a" if raw[i] != "a" else "b"
         with pytest.raises(TokenMalformedError):
             CODEC.parse(raw[:i] + swapped + raw[i + 1 :])
-
-
-def test_limiter_blocks_after_limit_until_window_ends() -> None:
-    now = [0.0]
-    limiter = FailedAuthLimiter(limit=2, window_s=10, clock=lambda: now[0])
-    limiter.record_failure("a")
-    assert limiter.retry_after_s("a") is None
-    limiter.record_failure("a")
-    assert limiter.retry_after_s("a") == 10
-    assert limiter.retry_after_s("b") is None
-    now[0] = 10.5
-    assert limiter.retry_after_s("a") is None

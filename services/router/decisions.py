@@ -100,6 +100,9 @@ class Decision(BaseModel):
     """``firing`` or ``resolved``: the alert's own status."""
     severity: str
     dedup_key: str
+    summary: str = ""
+    """The alert's summary (attacker-controlled text: escape it wherever it is shown)."""
+    service: str = ""
     teams: tuple[str, ...]
     rule_ids: tuple[str, ...]
     ruleset_version: int
@@ -144,7 +147,8 @@ _json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 """A JSON string literal, exactly as ``json.dumps`` writes it (the C implementation)."""
 
 _BODY = (
-    '{"alert_id":%s,"outcome":%s,"alert_status":%s,"severity":%s,"dedup_key":%s,"teams":%s,'
+    '{"alert_id":%s,"outcome":%s,"alert_status":%s,"severity":%s,"dedup_key":%s,"summary":%s,'
+    '"service":%s,"teams":%s,'
     '"rule_ids":%s,"ruleset_version":%d,"fallback":%s,"token_id":%s,"received_at":%s,'
     '"routed_at":%s,"source_topic":%s,"source_partition":%d,"source_offset":%d,"published":[%s]}'
 )
@@ -197,6 +201,9 @@ class DecisionEncoder:
         token_id: str,
         source: tuple[str, int, int],
         published: Iterable[tuple[str, int, int]],
+        *,
+        summary: str = "",
+        service: str = "",
     ) -> DecisionRecord:
         text = self._str
         quoted_id = _json_str(alert_id)
@@ -206,6 +213,8 @@ class DecisionEncoder:
             text(alert_status),
             text(severity),
             quoted_id if dedup_key == alert_id else _json_str(dedup_key),
+            _json_str(summary),
+            text(service),
             self._list(teams),
             self._list(rule_ids),
             ruleset_version,

@@ -303,16 +303,19 @@ class DecisionStore:
         since: datetime | None = None,
         status: str | None = None,
         outcome: str | None = None,
+        severity: str | None = None,
     ) -> DecisionPage:
-        """Newest first. ``status`` / ``outcome`` filter after the index read, in bounded
-        chunks, so a page may hold fewer than ``limit`` items while ``next_cursor`` is set."""
+        """Newest first. ``status`` / ``outcome`` / ``severity`` filter after the index read, in
+        bounded chunks, so a page may hold fewer than ``limit`` items while ``next_cursor`` is
+        set."""
         upper = f"({decode_cursor(cursor)}" if cursor else "+"
         lower = f"[{_millis(since):013d}" if since else "-"
         items: list[Decision] = []
         last_member: str | None = None
         exhausted = False
         for _ in range(_SCAN_ROUNDS):
-            chunk = max(limit - len(items), 1) if not (status or outcome) else _SCAN_CHUNK
+            filtered = status or outcome or severity
+            chunk = max(limit - len(items), 1) if not filtered else _SCAN_CHUNK
             members = cast(
                 list[bytes],
                 await self._redis.zrevrangebylex(_INDEX + scope, upper, lower, start=0, num=chunk),
@@ -322,7 +325,7 @@ class DecisionStore:
             decisions = await self._load([m.decode() for m in members])
             for member, decision in decisions:
                 last_member = member
-                if decision is None or not _matches(decision, status, outcome):
+                if decision is None or not _matches(decision, status, outcome, severity):
                     continue
                 items.append(decision)
                 if len(items) == limit:
@@ -346,8 +349,12 @@ class DecisionStore:
         ]
 
 
-def _matches(decision: Decision, status: str | None, outcome: str | None) -> bool:
+def _matches(
+    decision: Decision, status: str | None, outcome: str | None, severity: str | None
+) -> bool:
     if status and decision.alert_status != status:
+        return False
+    if severity and decision.severity != severity:
         return False
     return not (outcome and decision.outcome != outcome)
 

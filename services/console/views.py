@@ -42,11 +42,17 @@ def _when(value: object) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when_short(value: object) -> str:
+    """``2026-12-01 09:10`` for dense tables (the column header says UTC)."""
+    return _when(value)[:16]
+
+
 def _pretty(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["when_short"] = _when_short
 templates.env.filters["pretty"] = _pretty
 
 

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen
 
-.PHONY: install run down test lint bench stack-up stack-down demo
+.PHONY: install run down test lint bench stack-up stack-down demo browser
 
 install:
 	$(UV) sync --frozen
@@ -28,8 +28,13 @@ lint: install
 	$(PY) ruff format --check shared services tests bench
 	$(PY) mypy
 
+## browser: Debian's chromium for the console's browser tests (Playwright drives it; never `playwright install`)
+browser:
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 ## test: install, stack up, lint, type-check, every test against the real stack, stack down
-test: install
+test: install browser
 	@set -o pipefail; mkdir -p .stack; scripts/stack up | tee .stack/env.sh; \
 	source .stack/env.sh; \
 	rc=0; \

@@ -131,7 +131,7 @@ _STATUS_HELP = {
 
 
 def _error_page(request: Request, status: int, detail: str, code: str) -> Response:
-    viewer = None  # error pages are rendered without the session's navigation
+    viewer = getattr(request.state, "viewer", None)
     return render(
         request,
         "error.html",

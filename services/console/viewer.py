@@ -64,7 +64,9 @@ async def current_viewer(request: Request) -> Viewer:
     if principal.token_id != session.token_id:
         await sessions.close(session.id)
         raise SignInRequired("token_changed")
-    return Viewer(session=session, principal=principal)
+    viewer = Viewer(session=session, principal=principal)
+    request.state.viewer = viewer  # error pages keep the navigation of whoever is looking
+    return viewer
 
 
 CurrentViewer = Annotated[Viewer, Depends(current_viewer)]

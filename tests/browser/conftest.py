@@ -82,6 +82,7 @@ class Stack:
     """The console's base URL."""
     audit: str
     router: str
+    tokens: str
     admin_token: str
     admin_user_id: str
     alert_ids: list[str]
@@ -180,6 +181,7 @@ async def stack(
             console=f"http://127.0.0.1:{ports['console']}",
             audit=f"http://127.0.0.1:{ports['audit']}",
             router=router,
+            tokens=f"http://127.0.0.1:{ports['tokens']}",
             admin_token=admin_token,
             admin_user_id=admin.user_id,
             alert_ids=list(reversed(ids)),

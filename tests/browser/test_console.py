@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
+import yaml
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.console.security import CONTENT_SECURITY_POLICY
@@ -238,3 +239,42 @@ async def test_headers_and_csrf_on_every_form(stack: Stack) -> None:
         teams = await http.get("/settings/teams")
         assert "sneaky" not in teams.text
         assert (await http.get("/alerts")).status_code == 200  # still signed in
+
+
+async def test_rules_are_edited_where_the_principal_may(browser: Browser, stack: Stack) -> None:
+    admin_auth = {"authorization": f"Bearer {stack.admin_token}"}
+    async with httpx.AsyncClient() as http:
+        created = await http.post(
+            stack.tokens + "/v1/tokens",
+            json={"kind": "team", "name": "payments-rules", "team": "payments"},
+            headers=admin_auth,
+        )
+        rules = (await http.get(stack.router + "/v1/rules", headers=admin_auth)).json()
+    ids = {r["name"]: r["id"] for r in rules["rules"]}
+    context = await browser.new_context()
+    page = await sign_in(context, stack, created.json()["secret"])
+    await page.get_by_role("link", name="Rules").click()
+    ours = page.locator(f"#rule-{ids['payments-checkout']}")
+    theirs = page.locator(f"#rule-{ids['search-everything']}")
+    await expect(ours.get_by_role("link", name="Edit")).to_have_count(1)
+    await expect(theirs.get_by_role("link", name="Edit")).to_have_count(0)
+    await expect(theirs.get_by_role("button")).to_have_count(0)
+
+    await ours.get_by_role("link", name="Edit").click()
+    rule = yaml.safe_load(await page.input_value("#text"))
+    rule["condition_groups"][0]["conditions"][0]["values"].append("checkout-v2")
+    await page.fill("#text", yaml.safe_dump(rule))
+    await page.get_by_role("button", name="Save").click()
+    await page.wait_for_url("**/rules?done=saved*")
+    await expect(ours).to_contain_text("checkout-v2")
+
+    await page.goto(f"{stack.console}/rules/{ids['search-everything']}/edit")  # reading is fine
+    theirs_rule = yaml.safe_load(await page.input_value("#text"))
+    theirs_rule["destinations"] = ["payments"]  # taking another team's alerts: refused
+    await page.fill("#text", yaml.safe_dump(theirs_rule))
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator(".error")).to_contain_text("forbidden")
+    await page.fill("#text", "name: [unclosed")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator(".error")).to_contain_text("not valid YAML")
+    await context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -13,6 +14,8 @@ from services.console.backend import ApiError, Backend
 from services.console.security import check_csrf
 from services.console.viewer import CurrentViewer, Viewer
 from services.console.views import render
+from services.rules.engine.documents import load_document
+from services.rules.engine.errors import InvalidDocumentError
 from shared.auth import Permission
 
 __all__ = ["build_rule_pages"]
@@ -25,7 +28,36 @@ _SAMPLE_ALERT = {
     "labels": {"env": "prod"},
 }
 
-_DONE = {"enabled": "The rule is enabled.", "disabled": "The rule is disabled."}
+_DONE = {
+    "enabled": "The rule is enabled.",
+    "disabled": "The rule is disabled.",
+    "saved": "The rule is saved: every router uses it within a moment.",
+    "created": "The rule is created: every router uses it within a moment.",
+}
+
+_NEW_RULE = """\
+name: my-team-critical
+owner_team: payments
+destinations: [payments]
+enabled: true
+continue: false
+condition_groups:
+  - conditions:
+      - {field: severity, operator: is_one_of, values: [critical]}
+      - {field: labels.env, operator: is_not_one_of, values: [staging, dev]}
+"""
+
+
+def _as_yaml(rule: dict[str, Any]) -> str:
+    editable = {k: v for k, v in rule.items() if k not in ("id", "position")}
+    return yaml.safe_dump(editable, sort_keys=False, allow_unicode=True)
+
+
+def _refusal(exc: ApiError) -> str | None:
+    """What to show in the form for an API refusal the person can fix; None to raise."""
+    if exc.status in (401,) or exc.status >= 500:
+        return None
+    return f"The rules API refused this ({exc.api_code}): {exc.detail}"
 
 
 def _backend(request: Request) -> Backend:
@@ -80,6 +112,83 @@ def build_rule_pages() -> APIRouter:
         )
         state = "enabled" if enabled else "disabled"
         return RedirectResponse(f"/rules?done={state}#rule-{rule_id}", status_code=303)
+
+    @router.get("/rules/new", response_class=HTMLResponse, summary="Write a new rule")
+    async def new_rule(request: Request, viewer: CurrentViewer) -> Response:
+        ruleset = await _backend(request).get("router", "/v1/rules", token=viewer.token)
+        return render(
+            request,
+            "rule_edit.html",
+            viewer=viewer,
+            rule=None,
+            text=_NEW_RULE,
+            version=ruleset["version"],
+            error=None,
+        )
+
+    @router.get("/rules/{rule_id}/edit", response_class=HTMLResponse, summary="Edit one rule")
+    async def edit_rule(request: Request, viewer: CurrentViewer, rule_id: str) -> Response:
+        found = await _backend(request).get("router", f"/v1/rules/{rule_id}", token=viewer.token)
+        return render(
+            request,
+            "rule_edit.html",
+            viewer=viewer,
+            rule=found["rule"],
+            text=_as_yaml(found["rule"]),
+            version=found["version"],
+            error=None,
+        )
+
+    @router.post("/rules/save", response_class=HTMLResponse, summary="Create or replace a rule")
+    async def save_rule(
+        request: Request,
+        viewer: CurrentViewer,
+        csrf: Annotated[str, Form()] = "",
+        rule_id: Annotated[str, Form(max_length=64)] = "",
+        text: Annotated[str, Form(max_length=200_000)] = "",
+        version: Annotated[int, Form(ge=0)] = 0,
+    ) -> Response:
+        check_csrf(viewer.session.csrf, csrf)
+        backend = _backend(request)
+        is_new, error, status = not rule_id, None, 422
+        try:
+            body = load_document(text)
+            if not isinstance(body, dict):
+                raise InvalidDocumentError("a rule is a mapping (name, owner_team, ...)")
+            params = {"expected_version": version}
+            if rule_id:
+                await backend.call(
+                    "router",
+                    "PUT",
+                    f"/v1/rules/{rule_id}",
+                    token=viewer.token,
+                    json=body,
+                    params=params,
+                )
+            else:
+                created = await backend.post(
+                    "router", "/v1/rules", token=viewer.token, json=body, params=params
+                )
+                rule_id = created["rule"]["id"]
+        except InvalidDocumentError as exc:
+            error = exc.detail
+        except ApiError as exc:
+            if (error := _refusal(exc)) is None:
+                raise
+            status = exc.status
+        if error is None:
+            done = "created" if is_new else "saved"
+            return RedirectResponse(f"/rules?done={done}#rule-{rule_id}", status_code=303)
+        return render(
+            request,
+            "rule_edit.html",
+            viewer=viewer,
+            rule=None if is_new else {"id": rule_id},
+            text=text,
+            version=version,
+            error=error,
+            status_code=status,
+        )
 
     @router.get("/rules/explain", response_class=HTMLResponse, summary="Explain playground")
     async def playground(request: Request, viewer: CurrentViewer) -> Response:

@@ -51,7 +51,7 @@ def _form(request: Request, *, error: str | None = None, status_code: int = 200)
         viewer=None,
         status_code=status_code,
         signin_csrf=nonce,
-        notice=ENDED_MESSAGES.get(reason, ENDED_MESSAGES["signed_out"]),
+        reason_text=ENDED_MESSAGES.get(reason, ENDED_MESSAGES["signed_out"]),
         error=error,
     )
     response.set_cookie(

@@ -88,6 +88,8 @@ class Stack:
     alert_ids: list[str]
     """Newest first, as the list shows them."""
     hostile_id: str
+    logs: Path
+    """Where the services write their logs (checked for secrets at the end)."""
     ports: dict[str, int] = field(default_factory=dict)
 
 
@@ -186,6 +188,7 @@ async def stack(
             admin_user_id=admin.user_id,
             alert_ids=list(reversed(ids)),
             hostile_id=ids[-1],
+            logs=logs,
             ports=ports,
         )
     finally:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from services.router.intake import parse_value
 from shared.alert import Alert
+from shared.errors import UnavailableError
 from shared.kafka import make_consumer
 
 __all__ = ["read_alert"]
@@ -24,7 +26,13 @@ async def read_alert(
 ) -> Alert | None:
     """The alert at ``topic/partition/offset``; None when it is gone (retention) or invalid."""
     consumer = make_consumer(bootstrap, group_id=None)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        raise UnavailableError(
+            f"Kafka did not answer ({type(exc).__name__}); the explanation needs the alert's "
+            "record: try again shortly"
+        ) from exc
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])

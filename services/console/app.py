@@ -32,6 +32,7 @@ from services.console.sessions import SessionStore
 from services.console.viewer import SESSION_COOKIE, SignInRequired
 from services.console.views import STATIC_DIR, render
 from services.tokens.validator import RedisTokenValidator
+from shared.auth import redact_tokens
 from shared.errors import AlertyardError
 from shared.http import add_operational_routes, add_request_logging
 from shared.http_auth import FailedAuthLimiter
@@ -168,6 +169,11 @@ def _install_error_pages(app: FastAPI) -> None:
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
         fields = ", ".join(str(e.get("loc", ["?"])[-1]) for e in exc.errors())
         return _error_page(request, 400, f"invalid value for: {fields}", "invalid_request")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("console_page_failed", path=request.url.path, error=redact_tokens(repr(exc)))
+        return _error_page(request, 500, "the console failed to build this page", "internal_error")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -103,6 +103,8 @@ def build_signin_pages() -> APIRouter:
                 status_code=401,
             )
         sessions: SessionStore = request.app.state.sessions
+        if previous := request.cookies.get(SESSION_COOKIE):
+            await sessions.close(previous)  # a sign-in always starts a fresh session id
         session = await sessions.open(token=token.strip(), token_id=principal.token_id)
         metrics.sign_ins.labels(outcome="ok").inc()
         response = RedirectResponse("/", status_code=303)

@@ -14,10 +14,11 @@ from services.console.alert_source import read_alert
 from services.console.backend import Backend
 from services.console.pages.common import pager, rule_names, team_choices
 from services.console.viewer import CurrentViewer
-from services.console.views import render
+from services.console.views import nav_for, render
 from services.router.api import MAX_PAGE
 from services.router.decisions import Decision, DecisionPage
 from shared.alert import AlertStatus, Severity
+from shared.errors import ForbiddenError, ValidationFailedError
 
 __all__ = ["SINCE_CHOICES", "build_alert_pages"]
 
@@ -39,7 +40,14 @@ def build_alert_pages() -> APIRouter:
 
     @router.get("/", include_in_schema=False)
     async def home(viewer: CurrentViewer) -> Response:
-        return RedirectResponse("/alerts", status_code=303)
+        """The first page this token may open (a producer-only token may open none)."""
+        pages = nav_for(viewer)
+        if not pages:
+            raise ForbiddenError(
+                "this token holds no permission the console uses (alerts:read, rules:read, "
+                "tokens:read, users:write, audit:read); sign in with a user or team token"
+            )
+        return RedirectResponse(pages[0][0], status_code=303)
 
     @router.get("/alerts", response_class=HTMLResponse, summary="The alert list")
     async def alert_list(
@@ -48,10 +56,12 @@ def build_alert_pages() -> APIRouter:
         team: Annotated[str, Query(max_length=128)] = "",
         status: Annotated[AlertStatus | Literal[""], Query()] = "",
         severity: Annotated[Severity | Literal[""], Query()] = "",
-        since: Annotated[Literal["", "15m", "1h", "24h", "7d"], Query()] = "",
+        since: Annotated[str, Query(max_length=8, description="15m, 1h, 24h or 7d")] = "",
         cursor: Annotated[str, Query(max_length=512)] = "",
         trail: Annotated[str, Query(max_length=30_000)] = "",
     ) -> Response:
+        if since and since not in SINCE_CHOICES:
+            raise ValidationFailedError(f"since must be one of {', '.join(SINCE_CHOICES)}")
         backend = _backend(request)
         teams = await team_choices(backend, viewer)
         if not team and not viewer.principal.is_admin and len(teams) > 1:

@@ -18,6 +18,7 @@ from services.console.viewer import SESSION_COOKIE
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
+from shared.auth import Permission
 from shared.settings import ConsoleSettings
 
 pytestmark = [pytest.mark.redis]
@@ -116,3 +117,19 @@ async def test_a_session_whose_token_id_changed_ends(
         http.cookies.set(SESSION_COOKIE, session.id)
         ended = await http.get("/settings")
     assert ended.headers["location"] == "/signin?ended=token_changed"
+
+
+async def test_a_token_the_console_cannot_use_gets_a_page_saying_so(
+    console: FastAPI, redis: Redis, redis_url: str
+) -> None:
+    raw, principal = await issue_token(
+        redis, test_settings(redis_url), kind="global", permissions=[Permission.alerts_publish]
+    )
+    session = await console.state.sessions.open(token=raw, token_id=principal.token_id)
+    transport = httpx.ASGITransport(app=console)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+        http.cookies.set(SESSION_COOKIE, session.id)
+        page = await http.get("/")
+    assert page.status_code == 403
+    assert "holds no permission the console uses" in page.text
+    assert raw not in page.text

@@ -292,6 +292,68 @@ async def test_rules_are_edited_where_the_principal_may(browser: Browser, stack:
     await context.close()
 
 
+async def test_rotation_shows_the_new_secret_once_with_a_grace(
+    browser: Browser, stack: Stack
+) -> None:
+    context = await browser.new_context()
+    page = await sign_in(context, stack, stack.admin_token)
+    await page.goto(stack.console + "/settings/tokens")
+    await page.select_option("#kind", "team")
+    await page.fill("input[name=name]", "search-rotated")
+    await page.select_option("select[name=team]", "search")
+    await page.get_by_role("button", name="Create token").click()
+    await page.wait_for_url("**/settings/tokens/*?new=1")
+    first = await page.input_value("#secret")
+    await page.select_option("select[name=grace]", "5 minutes")
+    await page.get_by_role("button", name="Rotate").click()
+    await expect(page.locator("#secret")).not_to_have_value(first)
+    second = await page.input_value("#secret")
+    assert second.startswith("ayt_")
+    await expect(page.locator("dl.facts")).to_contain_text("the old secret works until")
+    await page.reload()
+    await expect(page.locator("#secret")).to_have_count(0)
+    await context.close()
+
+
+async def test_deactivating_a_user_ends_their_session(browser: Browser, stack: Stack) -> None:
+    admin_context = await browser.new_context()
+    admin = await sign_in(admin_context, stack, stack.admin_token)
+    email = f"dev-{uuid.uuid4().hex[:6]}@example.com"
+    await admin.goto(stack.console + "/settings/users")
+    await admin.fill("input[name=email]", email)
+    await admin.select_option("form.grid select[name=role]", "member")
+    await admin.get_by_label("payments").check()
+    await admin.get_by_role("button", name="Add user").click()
+    await admin.wait_for_url("**/settings/users?done=user_created")
+    await expect(admin.locator("table")).to_contain_text(email)
+
+    await admin.goto(stack.console + "/settings/tokens")
+    await admin.select_option("#kind", "user")
+    await admin.fill("input[name=name]", "dev-laptop")
+    await admin.select_option("select[name=user_id]", label=email)
+    await admin.get_by_role("button", name="Create token").click()
+    await admin.wait_for_url("**/settings/tokens/*?new=1")
+    secret = await admin.input_value("#secret")
+    assert secret.startswith("ayu_")
+
+    member_context = await browser.new_context()
+    member = await sign_in(member_context, stack, secret)
+    await expect(member.locator(".identity")).to_contain_text("payments")
+    await expect(member.get_by_role("link", name="Users")).to_have_count(0)  # not an admin
+
+    await admin.goto(stack.console + "/settings/users")
+    row = admin.locator("tr", has_text=email)
+    await row.get_by_role("button", name="Deactivate").click()
+    await admin.wait_for_url("**/settings/users?done=user_deactivated")
+    await expect(admin.locator("tr", has_text=email)).to_contain_text("deactivated")
+
+    await member.reload()
+    assert urlsplit(member.url).path == "/signin"
+    await expect(member.locator("main")).to_contain_text("your user was deactivated")
+    await member_context.close()
+    await admin_context.close()
+
+
 async def test_no_service_logged_a_token(stack: Stack) -> None:
     """Runs last in this module: every token used above (sign-ins, created and revoked team
     tokens, the producer's) went through the services; none may appear in their logs."""

@@ -67,6 +67,9 @@ async def test_every_page_renders(browser: Browser, stack: Stack, layout: str, o
     await context.close()
     context = await browser.new_context(viewport={"width": width, "height": height})
     page = await sign_in(context, stack, stack.admin_token)
+    problems: list[str] = []  # CSP violations and script errors: the pages must cause none
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
     alert = quote(stack.alert_ids[3], safe="")
     await shot("alerts", "/alerts")
     await shot("alert", f"/alerts/{alert}")
@@ -86,3 +89,4 @@ async def test_every_page_renders(browser: Browser, stack: Stack, layout: str, o
     await shot("audit", "/audit")
     await shot("error", "/alerts/no-such-alert")
     await context.close()
+    assert [p for p in problems if "404" not in p] == []

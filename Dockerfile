@@ -1,4 +1,4 @@
-# One image for every alertyard service: `alertyard serve tokens|router|audit`.
+# One image for every alertyard service: `alertyard serve tokens|router|audit|console`.
 FROM python:3.11-slim AS build
 RUN pip install --no-cache-dir uv
 WORKDIR /src
@@ -14,6 +14,6 @@ WORKDIR /app
 COPY --from=build --chown=alertyard:alertyard /src /app
 ENV PATH="/app/.venv/bin:$PATH" PYTHONUNBUFFERED=1 ALERTYARD_LOG_FORMAT=json
 USER alertyard
-EXPOSE 8081 8082 8083
+EXPOSE 8081 8082 8083 8085
 ENTRYPOINT ["alertyard"]
 CMD ["--help"]

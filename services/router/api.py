@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.router.decisions import Decision, DecisionPage, DecisionStore
+from shared.alert import Severity
 from shared.auth import Permission, Principal
 from shared.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from shared.http_auth import require
@@ -68,6 +69,7 @@ def build_alerts_api() -> APIRouter:
             Literal["firing", "resolved"] | None, Query(description="The alert's status")
         ] = None,
         outcome: Annotated[Literal["routed", "unrouted"] | None, Query()] = None,
+        severity: Annotated[Severity | None, Query(description="The alert's severity")] = None,
         since: Annotated[datetime | None, Query(description="Received at or after")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -75,7 +77,13 @@ def build_alerts_api() -> APIRouter:
         scope = _scope(principal, team, outcome)
         try:
             return await _store(request).page(
-                scope=scope, limit=limit, cursor=cursor, since=since, status=status, outcome=outcome
+                scope=scope,
+                limit=limit,
+                cursor=cursor,
+                since=since,
+                status=status,
+                outcome=outcome,
+                severity=severity,
             )
         except ValueError as exc:
             raise ValidationFailedError("cursor is not one this API handed out") from exc

@@ -100,6 +100,9 @@ class Decision(BaseModel):
     """``firing`` or ``resolved``: the alert's own status."""
     severity: str
     dedup_key: str
+    summary: str = ""
+    """The alert's summary (attacker-controlled text: escape it wherever it is shown)."""
+    service: str = ""
     teams: tuple[str, ...]
     rule_ids: tuple[str, ...]
     ruleset_version: int
@@ -144,7 +147,8 @@ _json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 """A JSON string literal, exactly as ``json.dumps`` writes it (the C implementation)."""
 
 _BODY = (
-    '{"alert_id":%s,"outcome":%s,"alert_status":%s,"severity":%s,"dedup_key":%s,"teams":%s,'
+    '{"alert_id":%s,"outcome":%s,"alert_status":%s,"severity":%s,"dedup_key":%s,"summary":%s,'
+    '"service":%s,"teams":%s,'
     '"rule_ids":%s,"ruleset_version":%d,"fallback":%s,"token_id":%s,"received_at":%s,'
     '"routed_at":%s,"source_topic":%s,"source_partition":%d,"source_offset":%d,"published":[%s]}'
 )
@@ -197,6 +201,9 @@ class DecisionEncoder:
         token_id: str,
         source: tuple[str, int, int],
         published: Iterable[tuple[str, int, int]],
+        *,
+        summary: str = "",
+        service: str = "",
     ) -> DecisionRecord:
         text = self._str
         quoted_id = _json_str(alert_id)
@@ -206,6 +213,8 @@ class DecisionEncoder:
             text(alert_status),
             text(severity),
             quoted_id if dedup_key == alert_id else _json_str(dedup_key),
+            _json_str(summary),
+            text(service),
             self._list(teams),
             self._list(rule_ids),
             ruleset_version,
@@ -294,16 +303,19 @@ class DecisionStore:
         since: datetime | None = None,
         status: str | None = None,
         outcome: str | None = None,
+        severity: str | None = None,
     ) -> DecisionPage:
-        """Newest first. ``status`` / ``outcome`` filter after the index read, in bounded
-        chunks, so a page may hold fewer than ``limit`` items while ``next_cursor`` is set."""
+        """Newest first. ``status`` / ``outcome`` / ``severity`` filter after the index read, in
+        bounded chunks, so a page may hold fewer than ``limit`` items while ``next_cursor`` is
+        set."""
         upper = f"({decode_cursor(cursor)}" if cursor else "+"
         lower = f"[{_millis(since):013d}" if since else "-"
         items: list[Decision] = []
         last_member: str | None = None
         exhausted = False
         for _ in range(_SCAN_ROUNDS):
-            chunk = max(limit - len(items), 1) if not (status or outcome) else _SCAN_CHUNK
+            filtered = status or outcome or severity
+            chunk = max(limit - len(items), 1) if not filtered else _SCAN_CHUNK
             members = cast(
                 list[bytes],
                 await self._redis.zrevrangebylex(_INDEX + scope, upper, lower, start=0, num=chunk),
@@ -313,7 +325,7 @@ class DecisionStore:
             decisions = await self._load([m.decode() for m in members])
             for member, decision in decisions:
                 last_member = member
-                if decision is None or not _matches(decision, status, outcome):
+                if decision is None or not _matches(decision, status, outcome, severity):
                     continue
                 items.append(decision)
                 if len(items) == limit:
@@ -337,8 +349,12 @@ class DecisionStore:
         ]
 
 
-def _matches(decision: Decision, status: str | None, outcome: str | None) -> bool:
+def _matches(
+    decision: Decision, status: str | None, outcome: str | None, severity: str | None
+) -> bool:
     if status and decision.alert_status != status:
+        return False
+    if severity and decision.severity != severity:
         return False
     return not (outcome and decision.outcome != outcome)
 

@@ -437,6 +437,8 @@ def _decisions(
                 planned.principal.token_id,
                 (inbound.topic, inbound.partition, inbound.offset),
                 [(m.topic, m.partition, m.offset) for m in placed],
+                summary=alert.summary,
+                service=alert.service,
             )
         )
     return records

@@ -7,7 +7,15 @@ Connection settings are shared (``ALERTYARD_KAFKA_BOOTSTRAP_SERVERS``, ``ALERTYA
 
 from shared.settings._common import CommonSettings, TopicSettings
 from shared.settings.audit import AuditSettings
+from shared.settings.console import ConsoleSettings
 from shared.settings.router import RouterSettings
 from shared.settings.tokens import TokensSettings
 
-__all__ = ["AuditSettings", "CommonSettings", "RouterSettings", "TokensSettings", "TopicSettings"]
+__all__ = [
+    "AuditSettings",
+    "CommonSettings",
+    "ConsoleSettings",
+    "RouterSettings",
+    "TokensSettings",
+    "TopicSettings",
+]

@@ -28,6 +28,8 @@ def test_fast_decision_record_matches_the_model() -> None:
         "tok",
         ("alerts", 1, 2),
         [("t.dba", 0, 5), ("t.sre", 1, 6)],
+        summary='db is "slow" <b>',
+        service="db",
     )
     model = Decision(
         alert_id="a1",
@@ -35,6 +37,8 @@ def test_fast_decision_record_matches_the_model() -> None:
         alert_status="firing",
         severity="critical",
         dedup_key="d1",
+        summary='db is "slow" <b>',
+        service="db",
         teams=("dba", "sre"),
         rule_ids=("r1",),
         ruleset_version=3,

@@ -34,6 +34,7 @@ from services.console.views import STATIC_DIR, render
 from services.tokens.validator import RedisTokenValidator
 from shared.auth import redact_tokens
 from shared.errors import AlertyardError
+from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging
 from shared.http_auth import FailedAuthLimiter
 from shared.logging import get_logger
@@ -81,8 +82,9 @@ def create_app(
     app.state.sessions = SessionStore(
         redis, key=key, ttl_s=settings.session_ttl_s, clock=session_clock
     )
-    app.state.auth_limiter = FailedAuthLimiter()
+    app.state.auth_limiter = FailedAuthLimiter.from_settings(settings)
     add_security_headers(app)
+    harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
     _install_error_pages(app)
 

@@ -9,7 +9,7 @@ from services.console.backend import Backend
 from services.tokens.validator import build_validator
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
-from shared.serving import http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import ConsoleSettings, TokensSettings
 
 __all__ = ["serve"]
@@ -21,6 +21,7 @@ def serve() -> None:
     """Run the console (settings from ``ALERTYARD_*``)."""
     settings = ConsoleSettings()
     configure_logging(settings.log_level, settings.log_format)
+    exit_unless_secure(TokensSettings())  # its validator checks tokens with the same secret
     asyncio.run(run_console(settings))
 
 

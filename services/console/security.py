@@ -23,12 +23,9 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
+# The rest (nosniff, frame denial, no referrer, no-store) comes from shared.hardening.
 _HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cross-origin-opener-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
 
@@ -38,8 +35,9 @@ class CsrfError(ForbiddenError):
 
 
 def add_security_headers(app: FastAPI) -> None:
-    """Set the headers above on every response; pages are never cached (they may show a
-    secret once, and the back button must not show it again)."""
+    """Set the console's own CSP on every response (``harden_http`` keeps a page's CSP and
+    adds the common headers); pages are never cached (they may show a secret once, and the
+    back button must not show it again)."""
 
     @app.middleware("http")
     async def security_headers(

@@ -81,8 +81,8 @@ def build_signin_pages() -> APIRouter:
     ) -> Response:
         check_csrf(request.cookies.get(_SIGNIN_COOKIE, ""), csrf)
         limiter: FailedAuthLimiter = request.app.state.auth_limiter
-        source = request.client.host if request.client else "unknown"
-        wait = limiter.retry_after_s(source)
+        source = limiter.client_address.of(request)
+        wait = await limiter.retry_after_s(source)
         if wait is not None:
             raise RateLimitedError(
                 "too many failed sign-ins from this address; try again in a minute",
@@ -95,7 +95,7 @@ def build_signin_pages() -> APIRouter:
         except UnauthenticatedError as exc:
             if exc.retriable:
                 raise
-            limiter.record_failure(source)
+            await limiter.record_failure(source)
             metrics.sign_ins.labels(outcome=exc.code).inc()
             return _form(
                 request,

@@ -4,7 +4,6 @@ talks to Redis directly because no token exists yet)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +17,7 @@ from services.cli._client import (
     print_json,
     print_table,
 )
+from shared import durations
 
 __all__ = ["parse_duration", "register"]
 
@@ -26,17 +26,15 @@ teams_app = typer.Typer(help="Teams (token scopes and routing destinations).", n
 users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 admin_app = typer.Typer(help="One-off administration.", no_args_is_help=True)
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _TOKEN_COLUMNS = ["id", "kind", "name", "status", "team", "user_id", "expires_at", "last_used_at"]
 
 
 def parse_duration(text: str) -> int:
-    """``90``, ``45s``, ``15m``, ``1h``, ``30d``, ``2w`` -> seconds."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30d, 12h, 15m or 90s")
-    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    """``90``, ``45s``, ``15m``, ``1h``, ``30d``, ``2w`` -> seconds (:mod:`shared.durations`)."""
+    try:
+        return int(durations.parse_duration(text).total_seconds())
+    except durations.InvalidDurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _show_secret(body: dict[str, Any], as_json: bool) -> None:

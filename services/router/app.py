@@ -11,6 +11,7 @@ from services.router.decisions import DecisionStore
 from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
 from services.rules.control.api import build_rules_api
+from shared.api_docs import serve_docs_offline
 from shared.auth import TokenValidator
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 
@@ -35,6 +36,7 @@ def build_app(
     app.state.validator = validator
     app.state.rules_store = rules_store
     app.state.decision_store = decision_store
+    serve_docs_offline(app)
     install_error_handlers(app)
     add_request_logging(app)
 

@@ -24,7 +24,9 @@ from services.tokens.models import (
 from services.tokens.permissions import Role
 from services.tokens.service import TokenService
 from services.tokens.validator import RedisTokenValidator
+from shared.api_docs import serve_docs_offline
 from shared.auth import Permission, Principal, TokenKind
+from shared.durations import WholeSeconds
 from shared.errors import UnauthenticatedError, ValidationFailedError
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter, require
@@ -50,14 +52,14 @@ class TokenCreate(BaseModel):
     """Team tokens only."""
     user_id: str | None = None
     """User tokens only; defaults to the caller's user."""
-    expires_in_s: int | None = Field(default=None, ge=60)
+    expires_in_s: WholeSeconds | None = Field(default=None, ge=60)
     """Defaults to the server's default TTL; capped by its maximum."""
 
 
 class TokenRotate(BaseModel):
     model_config = _STRICT
 
-    grace_s: int = Field(default=0, ge=0, le=24 * 3600)
+    grace_s: WholeSeconds = Field(default=0, ge=0, le=24 * 3600)
     """How long the old secret keeps working (at most 24 h)."""
 
 
@@ -121,6 +123,7 @@ def create_app(
     app.state.auth_limiter = FailedAuthLimiter(
         limit=settings.auth_fail_limit, window_s=settings.auth_fail_window_s
     )
+    serve_docs_offline(app)
     install_error_handlers(app)
 
     async def default_readiness() -> dict[str, bool]:

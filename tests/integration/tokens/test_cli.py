@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.cli.tokens import parse_duration
+from services.cli.tokens import parse_duration  # the CLI wrapper of shared.durations
 from services.tokens.main import run
 from services.tokens.testing import test_settings
 from tests.integration._processes import free_port

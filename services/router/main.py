@@ -15,7 +15,6 @@ from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
-from services.tokens.validator import build_validator
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
@@ -23,6 +22,7 @@ from shared.redis import make_redis
 from shared.runtime import tune_gc
 from shared.serving import http_server, stop_on_signals
 from shared.settings import RouterSettings, TokensSettings
+from shared.tokens.validator import build_validator
 
 __all__ = ["serve"]
 

@@ -10,16 +10,16 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from services.tokens import keys
 from services.tokens.errors import ChangeNotRecordedError
-from services.tokens.models import UserRecord
-from services.tokens.permissions import Role
-from services.tokens.token_format import TokenCodec
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import ForbiddenError, NotFoundError
 from shared.events import Actor, Event
 from shared.outbox import stage_event
 from shared.settings.tokens import TokensSettings
+from shared.tokens import keys
+from shared.tokens.permissions import Role
+from shared.tokens.records import UserRecord
+from shared.tokens.token_format import TokenCodec
 
 __all__ = ["EVENT_SOURCE", "Stager", "StoreBase"]
 

@@ -21,9 +21,7 @@ from services.tokens.models import (
     TokenRead,
     UserRead,
 )
-from services.tokens.permissions import Role
 from services.tokens.service import TokenService
-from services.tokens.validator import RedisTokenValidator
 from shared.api_docs import serve_docs_offline
 from shared.auth import Permission, Principal, TokenKind
 from shared.durations import WholeSeconds
@@ -32,6 +30,8 @@ from shared.http import add_operational_routes, add_request_logging, install_err
 from shared.http_auth import FailedAuthLimiter, require
 from shared.logging import get_logger
 from shared.settings.tokens import TokensSettings
+from shared.tokens.permissions import Role
+from shared.tokens.validator import RedisTokenValidator
 
 __all__ = ["create_app"]
 

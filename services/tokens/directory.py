@@ -9,12 +9,13 @@ from typing import Final
 
 from redis.asyncio.client import Pipeline
 
-from services.tokens import keys
 from services.tokens._base import Stager, StoreBase, require
-from services.tokens.models import TeamRead, UserRead, UserRecord
-from services.tokens.permissions import Role
+from services.tokens.models import TeamRead, UserRead
 from shared.auth import Permission, Principal
 from shared.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from shared.tokens import keys
+from shared.tokens.permissions import Role
+from shared.tokens.records import UserRecord
 
 __all__ = ["TEAM_NAME_RE", "DirectoryService"]
 

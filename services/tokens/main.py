@@ -12,12 +12,12 @@ import uvicorn
 from services.tokens._base import EVENT_SOURCE
 from services.tokens.api import create_app
 from services.tokens.service import TokenService
-from services.tokens.validator import build_validator
 from shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
 from shared.settings.tokens import TokensSettings, load
+from shared.tokens.validator import build_validator
 
 __all__ = ["serve"]
 

@@ -15,22 +15,16 @@ from typing import Any, Final, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from services.tokens import keys
 from services.tokens._base import Stager, require
 from services.tokens.directory import DirectoryService
 from services.tokens.errors import AlreadyBootstrappedError
-from services.tokens.models import (
-    CreatedToken,
-    TokenRead,
-    TokenRecord,
-    TokenStatus,
-    UserRead,
-    UserRecord,
-)
-from services.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
+from services.tokens.models import CreatedToken, TokenRead, UserRead
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from shared.settings.tokens import TokensSettings
+from shared.tokens import keys
+from shared.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
+from shared.tokens.records import TokenRecord, TokenStatus, UserRecord
 
 __all__ = ["TokenService"]
 

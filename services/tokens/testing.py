@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from services.tokens import keys
-from services.tokens.permissions import ALL_PERMISSIONS, Role
 from services.tokens.service import TokenService
-from services.tokens.validator import build_validator
 from shared.auth import Permission, Principal, TokenKind
 from shared.settings.tokens import TokensSettings
+from shared.tokens import keys
+from shared.tokens.permissions import ALL_PERMISSIONS, Role
+from shared.tokens.validator import build_validator
 
 __all__ = ["issue_token", "test_settings"]
 

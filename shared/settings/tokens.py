@@ -31,6 +31,8 @@ class TokensSettings(CommonSettings):
     """How long a validated token stays in a process's cache (invalidated early via pub/sub)."""
     redis_down_grace_s: DurationSeconds = Field(default=30.0, ge=0)
     """How long cached tokens keep working while Redis is unreachable (fail closed after)."""
+    cache_max_entries: int = Field(default=100_000, ge=1)
+    """Validated tokens a process keeps cached; past this the least recently used go first."""
     last_used_throttle_s: DurationSeconds = Field(default=60.0, ge=0)
     """At most one ``last_used_at`` write per token per this many seconds, per process."""
     invalidation_channel: str = "alertyard:tokens:invalidate"

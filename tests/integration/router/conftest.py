@@ -13,10 +13,10 @@ from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import RedisTokenValidator, build_validator
 from shared.auth import Permission
 from shared.redis import make_redis
 from shared.settings import RouterSettings, TokensSettings
+from shared.tokens.validator import RedisTokenValidator, build_validator
 from tests.integration.router._harness import (
     AlertSender,
     Collector,

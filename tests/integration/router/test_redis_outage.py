@@ -23,9 +23,9 @@ from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.redis import make_redis
+from shared.tokens.validator import build_validator
 from tests.integration._processes import free_port
 from tests.integration.router._harness import (
     AlertSender,

@@ -20,9 +20,9 @@ from services.cli.main import app as cli
 from services.rules.control.api import build_rules_api
 from services.rules.control.store import RulesStore
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.http import install_error_handlers
 from shared.redis import make_redis
+from shared.tokens.validator import build_validator
 from tests.integration._processes import free_port
 from tests.integration.rules._fixtures import add_teams
 

@@ -17,12 +17,12 @@ from services.tokens.api import create_app
 from services.tokens.errors import ChangeNotRecordedError
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token
-from services.tokens.validator import build_validator
 from shared.auth import Permission, TokenKind
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.outbox import OutboxRelay, outbox_key
 from shared.redis import make_redis
 from shared.settings.tokens import TokensSettings
+from shared.tokens.validator import build_validator
 from tests.integration.tokens._proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.kafka]

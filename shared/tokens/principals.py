@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.tokens.errors import UserDeactivatedError
-from services.tokens.models import TokenRecord, UserRecord
-from services.tokens.permissions import ROLE_PERMISSIONS
 from shared.auth import Principal, TokenKind
+from shared.tokens.errors import UserDeactivatedError
+from shared.tokens.permissions import ROLE_PERMISSIONS
+from shared.tokens.records import TokenRecord, UserRecord
 
 __all__ = ["principal_for"]
 

@@ -1,15 +1,20 @@
 """The token validator every service runs in-process (router, rules API, token API).
 
-A check is, in order: the in-process cache (a dict keyed by the token's HMAC, no I/O), the
+A check is, in order: the in-process cache (keyed by the token's HMAC, no I/O), the
 format and keyed checksum (no I/O, so forged tokens never reach Redis), then two Redis round
 trips (digest -> token id, then the token and its user).
 
+The cache is a cachetools ``TTLCache`` (LRU past ``cache_max_entries``; an entry leaves once
+it is older than ``cache_ttl_s + redis_down_grace_s``, the longest it may ever be served).
 Caches are kept honest by Redis pub/sub: every revoke, rotation, user deactivation and role
 change publishes an invalidation in the same transaction as the change, and every validator
 drops the affected entries at once. Entries also go stale after ``cache_ttl_s`` as a backstop.
 
 When Redis is unreachable, uncached tokens are rejected (``auth_unavailable``: fail closed);
 cached ones keep working until ``redis_down_grace_s`` after Redis last confirmed them.
+
+Time is a parameter: ``clock`` (monotonic seconds, for TTLs and grace) and ``wall_clock`` (for
+token expiry) default to the real clocks; tests pass their own and move them.
 """
 
 from __future__ import annotations
@@ -21,34 +26,58 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.tokens import keys
-from services.tokens.errors import (
+from shared.auth import Principal
+from shared.errors import UnauthenticatedError
+from shared.logging import get_logger
+from shared.retries import RetryPolicy
+from shared.settings.tokens import TokensSettings
+from shared.tokens import keys
+from shared.tokens.errors import (
     AuthUnavailableError,
     TokenExpiredError,
     TokenRevokedError,
     TokenUnknownError,
 )
-from services.tokens.models import TokenRecord, UserRecord
-from services.tokens.principals import principal_for
-from services.tokens.token_format import TokenCodec
-from shared.auth import Principal
-from shared.errors import UnauthenticatedError
-from shared.logging import get_logger
-from shared.settings.tokens import TokensSettings
+from shared.tokens.principals import principal_for
+from shared.tokens.records import TokenRecord, UserRecord
+from shared.tokens.token_format import TokenCodec
 
-__all__ = ["Inspection", "RedisTokenValidator", "build_validator"]
+__all__ = ["Inspection", "RedisTokenValidator", "ValidatorMetrics", "build_validator"]
 
 log = get_logger(__name__)
 
 _REDIS_DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
-_MAX_CACHE_ENTRIES: Final = 100_000
+DEFAULT_CACHE_ENTRIES: Final = 100_000
+
+INVALIDATION_SUBSCRIBE_RETRY: Final = RetryPolicy(
+    name="token invalidation subscribe",
+    on=Exception,  # whatever broke the subscription, the cache must hear invalidations again
+    wait_initial=0.1,
+    wait_max=2.0,
+    wait_jitter=0.1,
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ValidatorMetrics(Protocol):
+    """What a validator reports (the token service and the router count it)."""
+
+    def authentication(self, outcome: str) -> None:
+        """One full check: ``ok`` or the error code (``token_expired``, ...)."""
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        """One cache lookup, hit or miss."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +98,6 @@ class _Entry:
     """Monotonic time after which Redis is asked again."""
     valid_until: float
     """Monotonic time at which the token stops being valid whatever Redis says."""
-    confirmed_at: float
-    """Monotonic time at which Redis last confirmed the entry (for the outage grace)."""
 
 
 class RedisTokenValidator:
@@ -85,34 +112,43 @@ class RedisTokenValidator:
         cache_ttl_s: float = 5.0,
         redis_down_grace_s: float = 30.0,
         last_used_throttle_s: float = 60.0,
+        cache_max_entries: int = DEFAULT_CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        metrics: ValidatorMetrics | None = None,
     ) -> None:
         self._redis = redis
         self._codec = codec
         self._digest_key = codec.lookup_key
         self._channel = channel
         self._cache_ttl_s = cache_ttl_s
-        self._grace_s = redis_down_grace_s
-        self._touch_every_s = last_used_throttle_s
         self._clock = clock
-        self._cache: dict[bytes, _Entry] = {}
+        self._wall = wall_clock
+        self._metrics = metrics
+        # An entry is dropped once older than the outage grace allows it to be served.
+        self._cache: TTLCache[bytes, _Entry] = TTLCache(
+            maxsize=cache_max_entries, ttl=cache_ttl_s + redis_down_grace_s, timer=clock
+        )
         # Bumped by every invalidation: a lookup that raced one does not cache its answer.
         self._generation = 0
-        self._last_touch: dict[str, float] = {}
+        # Tokens whose last_used_at was written within the throttle period.
+        self._touched: TTLCache[str, bool] = TTLCache(
+            maxsize=cache_max_entries, ttl=last_used_throttle_s, timer=clock
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._invalidation = asyncio.Condition()
 
     # -- the TokenValidator protocol -------------------------------------------------------
 
     def authenticate_cached(self, raw_token: str) -> Principal | None:
         entry = self._cache.get(hmac.digest(self._digest_key, raw_token.encode(), "sha256"))
-        if entry is None:
-            return None
         now = self._clock()
-        if now < entry.fresh_until and now < entry.valid_until:
-            return entry.inspection.principal
-        return None
+        hit = entry is not None and now < entry.fresh_until and now < entry.valid_until
+        if self._metrics is not None:
+            self._metrics.cache_lookup(hit=hit)
+        return entry.inspection.principal if hit and entry is not None else None
 
     async def authenticate(self, raw_token: str) -> Principal:
         return (await self.inspect(raw_token)).principal
@@ -121,21 +157,32 @@ class RedisTokenValidator:
 
     async def inspect(self, raw_token: str) -> Inspection:
         """The principal and validity of ``raw_token``; raises ``UnauthenticatedError``."""
+        try:
+            inspection = await self._inspect(raw_token)
+        except UnauthenticatedError as exc:
+            if self._metrics is not None:
+                self._metrics.authentication(exc.code)
+            raise
+        if self._metrics is not None:
+            self._metrics.authentication("ok")
+        return inspection
+
+    async def _inspect(self, raw_token: str) -> Inspection:
         digest = hmac.digest(self._digest_key, raw_token.encode(), "sha256")
         entry = self._cache.get(digest)
         now = self._clock()
-        if entry is not None and now < entry.fresh_until and now < entry.valid_until:
+        hit = entry is not None and now < entry.fresh_until and now < entry.valid_until
+        if self._metrics is not None:
+            self._metrics.cache_lookup(hit=hit)
+        if hit and entry is not None:
             return entry.inspection
         self._codec.parse(raw_token)  # malformed tokens die here, before any Redis lookup
         generation = self._generation
         try:
             inspection = await self._lookup(digest)
         except _REDIS_DOWN as exc:
-            if (
-                entry is not None
-                and now < entry.valid_until
-                and now < entry.confirmed_at + (self._cache_ttl_s + self._grace_s)
-            ):
+            # Still cached means confirmed within cache_ttl_s + grace (the cache's own TTL).
+            if entry is not None and digest in self._cache and now < entry.valid_until:
                 log.warning(
                     "token_served_from_cache_redis_down",
                     token_id=entry.inspection.principal.token_id,
@@ -168,7 +215,7 @@ class RedisTokenValidator:
             raise TokenUnknownError("no such token")
         token = TokenRecord.model_validate_json(found[0])
         user = UserRecord.model_validate_json(found[1]) if user_id and found[1] else None
-        wall = datetime.now(UTC)
+        wall = self._wall()
         expires_at = token.expires_at
         if token.revoked_at is not None:
             raise TokenRevokedError("this token has been revoked", token_id=token.id)
@@ -192,29 +239,25 @@ class RedisTokenValidator:
         )
 
     def _remember(self, digest: bytes, inspection: Inspection, now: float) -> None:
-        if len(self._cache) >= _MAX_CACHE_ENTRIES:
-            self._cache.clear()  # crude but bounded; a full cache only costs lookups
-        remaining = (inspection.expires_at - datetime.now(UTC)).total_seconds()
-        self._cache[digest] = _Entry(
+        remaining = (inspection.expires_at - self._wall()).total_seconds()
+        self._cache[digest] = _Entry(  # a full cache evicts its least recently used entry
             inspection=inspection,
             fresh_until=now + self._cache_ttl_s,
             valid_until=now + remaining,
-            confirmed_at=now,
         )
 
     def _touch(self, token_id: str, now: float) -> None:
         """Record ``last_used_at``, at most once per token per throttle period, off the path."""
-        last = self._last_touch.get(token_id)
-        if last is not None and now - last < self._touch_every_s:
+        if token_id in self._touched:
             return
-        self._last_touch[token_id] = now
+        self._touched[token_id] = True
         task = asyncio.get_running_loop().create_task(self._write_last_used(token_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _write_last_used(self, token_id: str) -> None:
         with contextlib.suppress(*_REDIS_DOWN):
-            await self._redis.set(keys.token_last_used_key(token_id), datetime.now(UTC).isoformat())
+            await self._redis.set(keys.token_last_used_key(token_id), self._wall().isoformat())
 
     # -- invalidation ----------------------------------------------------------------------
 
@@ -256,6 +299,16 @@ class RedisTokenValidator:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), timeout=wait_s)
 
+    async def next_invalidation(self) -> None:
+        """Return once the listener has applied the next invalidation message (lets tests and
+        tools await the event instead of polling)."""
+        async with self._invalidation:
+            await self._invalidation.wait()
+
+    async def flush(self) -> None:
+        """Wait for the background ``last_used_at`` writes started so far."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
@@ -267,39 +320,62 @@ class RedisTokenValidator:
                 await task
 
     async def _listen(self) -> None:
-        backoff = 0.1
+        """Subscribe (retried with backoff), serve invalidations until the connection is lost,
+        then subscribe again with a fresh backoff."""
         while True:
-            pubsub: PubSub = self._redis.pubsub()
+            pubsub: PubSub | None = None
             try:
-                await pubsub.subscribe(self._channel)
-                while not self._subscribed.is_set():
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "subscribe":
-                        self._mark_all_stale()  # covers whatever was missed while away
-                        self._subscribed.set()
-                        log.info("token_invalidation_listening", channel=self._channel)
-                backoff = 0.1
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        self.invalidate(keys.text(message["data"]))
-            except asyncio.CancelledError:
+                async for attempt in INVALIDATION_SUBSCRIBE_RETRY.retrying():
+                    with attempt:
+                        pubsub = await self._subscribe()
+                if pubsub is not None:
+                    await self._serve_invalidations(pubsub)
+            finally:
                 self._subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                raise
-            except Exception as exc:  # Redis went away: keep serving the cache, reconnect
-                if self._subscribed.is_set():
-                    log.warning("token_invalidation_lost", error=type(exc).__name__)
-                self._subscribed.clear()
-                self._mark_all_stale()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+
+    async def _subscribe(self) -> PubSub:
+        pubsub: PubSub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "subscribe":
+                    break
+        except Exception:
+            self._mark_all_stale()  # Redis is away: keep serving the cache, re-check on use
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+            raise
+        self._mark_all_stale()  # covers whatever was missed while away
+        self._subscribed.set()
+        log.info("token_invalidation_listening", channel=self._channel)
+        return pubsub
+
+    async def _serve_invalidations(self, pubsub: PubSub) -> None:
+        """Apply invalidations until the subscription breaks (returns; cancellation raises)."""
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    self.invalidate(keys.text(message["data"]))
+                    async with self._invalidation:
+                        self._invalidation.notify_all()
+        except Exception as exc:  # Redis went away: keep serving the cache, reconnect
+            log.warning("token_invalidation_lost", error=type(exc).__name__)
+            self._subscribed.clear()
+            self._mark_all_stale()
 
 
-def build_validator(settings: TokensSettings, redis: Redis) -> RedisTokenValidator:
+def build_validator(
+    settings: TokensSettings,
+    redis: Redis,
+    *,
+    metrics: ValidatorMetrics | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RedisTokenValidator:
     """The validator for a service, configured from its settings (call at start-up)."""
     return RedisTokenValidator(
         redis,
@@ -308,4 +384,7 @@ def build_validator(settings: TokensSettings, redis: Redis) -> RedisTokenValidat
         cache_ttl_s=settings.cache_ttl_s,
         redis_down_grace_s=settings.redis_down_grace_s,
         last_used_throttle_s=settings.last_used_throttle_s,
+        cache_max_entries=settings.cache_max_entries,
+        metrics=metrics,
+        clock=clock,
     )

@@ -17,8 +17,8 @@ import secrets
 import string
 from typing import Final
 
-from services.tokens.errors import TokenMalformedError
 from shared.auth import TokenKind
+from shared.tokens.errors import TokenMalformedError
 
 __all__ = ["PREFIXES", "TOKEN_LENGTH", "TokenCodec"]
 

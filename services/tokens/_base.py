@@ -11,9 +11,9 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
 from services.tokens.errors import ChangeNotRecordedError
-from shared.auth import Permission, Principal, TokenKind
+from shared.auth import Permission, Principal
 from shared.errors import ForbiddenError, NotFoundError
-from shared.events import Actor, Event
+from shared.events import Event, actor_of
 from shared.outbox import stage_event
 from shared.settings.tokens import TokensSettings
 from shared.tokens import keys
@@ -28,14 +28,6 @@ _ATTEMPTS: Final = 8
 
 Stager = Callable[[Pipeline], None]
 """Queues a change's writes (and its event) on a MULTI pipeline."""
-
-
-def actor_of(principal: Principal | None) -> Actor:
-    """Who acted, for events: the user and token id, never the secret."""
-    if principal is None:
-        return Actor(kind="system")
-    kind = "user" if principal.kind is TokenKind.user else "token"
-    return Actor(user_id=principal.user_id, token_id=principal.token_id, kind=kind)
 
 
 class StoreBase:

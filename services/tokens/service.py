@@ -22,6 +22,7 @@ from services.tokens.models import CreatedToken, TokenRead, UserRead
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from shared.settings.tokens import TokensSettings
+from shared.teams import TEAMS_KEY
 from shared.tokens import keys
 from shared.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
 from shared.tokens.records import TokenRecord, TokenStatus, UserRecord
@@ -147,7 +148,7 @@ class TokenService(DirectoryService):
                     _must_hold(actor, ROLE_PERMISSIONS[user.role])
             return self._stage_new_token(record, actor)
 
-        watch = [keys.TEAMS] if team else [keys.user_key(user_id)] if user_id else []
+        watch = [TEAMS_KEY] if team else [keys.user_key(user_id)] if user_id else []
         await self._transact(watch, prepare)
         return CreatedToken(raw=raw, token=_read(record, None))
 

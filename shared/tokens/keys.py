@@ -1,4 +1,5 @@
-"""Redis key layout of the token service (one place, so tools and tests agree)."""
+"""Redis key layout of tokens and users (one place, so the service, validators, tools and
+tests agree). The set of teams is :data:`shared.teams.TEAMS_KEY`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Final
 __all__ = [
     "BOOTSTRAPPED",
     "EXPIRY_INDEX",
-    "TEAMS",
     "TOKENS",
     "USERS",
     "text",
@@ -19,8 +19,6 @@ __all__ = [
     "user_key",
 ]
 
-TEAMS: Final = "alertyard:teams"
-"""Set of team names. The rules engine checks unknown teams with SISMEMBER on this key."""
 TOKENS: Final = "alertyard:tokens"
 """Set of every token id."""
 EXPIRY_INDEX: Final = "alertyard:token_expiry"

@@ -36,17 +36,16 @@ from services.rules.engine.errors import (
 )
 from services.rules.engine.model import Rule, Ruleset, new_rule_id
 from shared.auth import Principal
-from shared.events import Actor, Event
+from shared.events import Event, actor_of
 from shared.logging import get_logger
 from shared.outbox import stage_event
+from shared.teams import TEAMS_KEY
 
-__all__ = ["EVENT_SOURCE", "TEAMS_KEY", "ChangeResult", "RulesKeys", "RulesStore", "actor_of"]
+__all__ = ["EVENT_SOURCE", "ChangeResult", "RulesKeys", "RulesStore"]
 
 log = get_logger(__name__)
 
 EVENT_SOURCE: Final = "rules"
-TEAMS_KEY: Final = "alertyard:teams"
-"""Set of team names, owned by the token service."""
 _MAX_EVENT_RULES: Final = 100
 """Beyond this many changed rules an event lists names and ids only (Kafka message size)."""
 
@@ -81,16 +80,6 @@ class ChangeResult:
     @property
     def version(self) -> int:
         return self.after.version if self.applied else self.before.version
-
-
-def actor_of(principal: Principal | None) -> Actor:
-    if principal is None:
-        return Actor(kind="system")
-    return Actor(
-        user_id=principal.user_id,
-        token_id=principal.token_id,
-        kind="user" if principal.user_id else "token",
-    )
 
 
 def decode_ruleset(raw: bytes | str | None) -> Ruleset:

@@ -20,7 +20,7 @@ from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import http_server, stop_on_signals
+from shared.serving import http_server, inherited_socket, stop_on_signals
 from shared.settings import RouterSettings, TokensSettings
 from shared.tokens.validator import build_validator
 
@@ -44,10 +44,10 @@ async def run_router(settings: RouterSettings) -> None:
     tokens_settings = TokensSettings(
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers, redis_url=settings.redis_url
     )
-    validator = build_validator(tokens_settings, redis)
+    metrics = RouterMetrics(REGISTRY)  # the process registry: rules gauges live there too
+    validator = build_validator(tokens_settings, redis, metrics=metrics)
     rules_store = RulesStore(redis)
     live = LiveRuleset(rules_store)
-    metrics = RouterMetrics(REGISTRY)  # the process registry: rules gauges live there too
     decision_store = DecisionStore(redis, retention_s=settings.decision_retention_s)
     writer = DecisionWriter(decision_store, max_buffered=settings.decision_buffer_max)
     router = AlertRouter(
@@ -70,6 +70,8 @@ async def run_router(settings: RouterSettings) -> None:
         partitions_assigned=lambda: bool(router.assigned),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
+    inherited = inherited_socket(settings.http_fd)  # tests hand over a bound socket
+    http_sockets = [inherited] if inherited is not None else None
 
     await validator.start()
     await live.start()
@@ -79,7 +81,7 @@ async def run_router(settings: RouterSettings) -> None:
     tasks = {
         asyncio.create_task(router.run(), name="router"),
         asyncio.create_task(relay.run(), name="rules-outbox-relay"),
-        asyncio.create_task(server.serve(), name="http"),
+        asyncio.create_task(server.serve(sockets=http_sockets), name="http"),
         asyncio.create_task(stop.wait(), name="signal"),
     }
     log.info(

@@ -45,3 +45,6 @@ class CommonSettings(BaseSettings):
         default="auto", validation_alias="ALERTYARD_LOG_FORMAT"
     )
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    http_fd: int | None = Field(default=None, validation_alias="ALERTYARD_HTTP_FD")
+    """A listening socket inherited from the parent process (tests, socket activation); when
+    set, the service serves HTTP on it instead of binding ``http_host``/``http_port``."""

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from services.audit.app import build_app
 from services.audit.verify import verify_log
-from services.tokens.api import create_app
+from services.tokens.app import create_app
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission

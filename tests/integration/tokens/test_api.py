@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.tokens.api import create_app
+from services.tokens.app import create_app
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token
 from shared.auth import Permission

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from services.tokens._base import EVENT_SOURCE
-from services.tokens.api import create_app
+from services.tokens.app import create_app
 from services.tokens.errors import ChangeNotRecordedError
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token

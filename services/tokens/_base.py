@@ -15,6 +15,7 @@ from shared.auth import Permission, Principal
 from shared.errors import ForbiddenError, NotFoundError
 from shared.events import Event, actor_of
 from shared.outbox import stage_event
+from shared.retries import RetryPolicy
 from shared.settings.tokens import TokensSettings
 from shared.tokens import keys
 from shared.tokens.permissions import Role
@@ -24,7 +25,14 @@ from shared.tokens.token_format import TokenCodec
 __all__ = ["EVENT_SOURCE", "Stager", "StoreBase"]
 
 EVENT_SOURCE: Final = "tokens"
-_ATTEMPTS: Final = 8
+TOKEN_CHANGE_RETRY: Final = RetryPolicy(
+    name="a token, user or team change that lost a WATCH race to another change",
+    on=WatchError,
+    wait_initial=0.001,
+    wait_max=0.05,
+    wait_jitter=0.005,  # de-synchronises the writers that collided
+    attempts=8,
+)
 
 Stager = Callable[[Pipeline], None]
 """Queues a change's writes (and its event) on a MULTI pipeline."""
@@ -57,24 +65,26 @@ class StoreBase:
         written. If Redis fails the EXEC, the change and its event are both missing and the
         caller gets ``change_not_recorded``.
         """
-        for _ in range(_ATTEMPTS):
-            try:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    if watch:
-                        await pipe.watch(*watch)
-                    stage = await prepare(pipe)
-                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                    stage(pipe)
-                    await pipe.execute()
-                    return
-            except WatchError:
-                continue
-            except RedisError as exc:
-                raise ChangeNotRecordedError(
-                    "the change and its audit event could not be recorded; nothing was changed",
-                    error=type(exc).__name__,
-                ) from None
-        raise ChangeNotRecordedError("too many concurrent changes to the same record; try again")
+        try:
+            async for attempt in TOKEN_CHANGE_RETRY.retrying():
+                with attempt:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        if watch:
+                            await pipe.watch(*watch)
+                        stage = await prepare(pipe)
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        stage(pipe)
+                        await pipe.execute()
+                        return
+        except WatchError:
+            raise ChangeNotRecordedError(
+                "too many concurrent changes to the same record; try again"
+            ) from None
+        except RedisError as exc:
+            raise ChangeNotRecordedError(
+                "the change and its audit event could not be recorded; nothing was changed",
+                error=type(exc).__name__,
+            ) from None
 
     def _event(
         self,

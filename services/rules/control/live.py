@@ -60,6 +60,7 @@ class LiveRuleset:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._loaded_event = asyncio.Event()
+        self._changes = asyncio.Condition()
         self.swaps = 0
         """How many times a new version was swapped in (for tests and metrics)."""
 
@@ -108,7 +109,18 @@ class LiveRuleset:
         LOADED_VERSION.set(compiled.version)
         self._loaded_event.set()
         log.info("ruleset_swapped", version=compiled.version, rules=len(compiled.ruleset.rules))
+        await self._announce()
         return True
+
+    async def _announce(self) -> None:
+        async with self._changes:
+            self._changes.notify_all()
+
+    async def next_change(self) -> None:
+        """Return after the next swap or failed refresh (lets tests and tools await the event
+        instead of polling)."""
+        async with self._changes:
+            await self._changes.wait()
 
     async def _run(self) -> None:
         """Follow the stored ruleset; after an outage, resubscribe with backoff (stop cancels)."""
@@ -137,6 +149,7 @@ class LiveRuleset:
                 error=f"{exc.__class__.__name__}: {exc}",
                 kept_version=self._current.version if self._current else None,
             )
+            await self._announce()
             raise
         finally:
             with contextlib.suppress(Exception):

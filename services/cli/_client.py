@@ -21,6 +21,7 @@ __all__ = [
     "JsonOption",
     "TokenOption",
     "console",
+    "dump_model",
     "fail",
     "print_json",
     "print_model",
@@ -58,9 +59,17 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def print_model(body: BaseModel, *, exclude_none: bool = False) -> None:
-    """``--json`` output of an API response model, exactly as the service sends it."""
-    print_json(body.model_dump(mode="json", by_alias=True, exclude_none=exclude_none))
+def print_model(body: BaseModel | list[M], *, exclude_none: bool = False) -> None:
+    """``--json`` output of an API response model (or a list of them), as the service sends it."""
+    if isinstance(body, list):
+        print_json([dump_model(item, exclude_none=exclude_none) for item in body])
+    else:
+        print_json(dump_model(body, exclude_none=exclude_none))
+
+
+def dump_model(body: BaseModel, *, exclude_none: bool = False) -> dict[str, Any]:
+    """A response model as JSON-ready data (for tables and ``--json``)."""
+    return body.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
 
 
 def print_table(
@@ -101,6 +110,10 @@ class ApiClient:
     def typed(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         """The response body as the service's own response model (validated)."""
         return model.model_validate(self.request(method, path, **kwargs))
+
+    def typed_list(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
+        """A JSON array response as a list of the service's response model."""
+        return [model.model_validate(item) for item in self.request(method, path, **kwargs)]
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -18,6 +18,7 @@ from services.tokens.models import (
     IntrospectionResponse,
     TeamRead,
     TokenRead,
+    TokenSecret,
     UserRead,
 )
 from services.tokens.service import TokenService
@@ -57,15 +58,6 @@ class TokenRotate(BaseModel):
 
     grace_s: WholeSeconds = Field(default=0, ge=0, le=24 * 3600)
     """How long the old secret keeps working (at most 24 h)."""
-
-
-class TokenSecret(BaseModel):
-    """A new secret, shown this once."""
-
-    model_config = _STRICT
-
-    secret: str
-    token: TokenRead
 
 
 class TeamCreate(BaseModel):

@@ -16,6 +16,7 @@ __all__ = [
     "IntrospectionResponse",
     "TeamRead",
     "TokenRead",
+    "TokenSecret",
     "UserRead",
 ]
 
@@ -63,6 +64,15 @@ class CreatedToken(BaseModel):
 
     raw: str = Field(repr=False)
     """The secret token. Shown once; only its HMAC is kept."""
+    token: TokenRead
+
+
+class TokenSecret(BaseModel):
+    """A new secret, shown this once."""
+
+    model_config = _FROZEN
+
+    secret: str = Field(repr=False)
     token: TokenRead
 
 

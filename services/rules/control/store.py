@@ -15,11 +15,11 @@ are written together or not at all. An ``expected_version`` that is not the stor
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
@@ -96,7 +96,7 @@ def decode_ruleset(raw: bytes | str | None) -> Ruleset:
 
 
 def encode_ruleset(ruleset: Ruleset) -> bytes:
-    return json.dumps(ruleset.dump(), separators=(",", ":")).encode()
+    return orjson.dumps(ruleset.dump())
 
 
 Mutation = Callable[[Ruleset], tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]]

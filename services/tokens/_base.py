@@ -22,7 +22,7 @@ from shared.tokens.permissions import Role
 from shared.tokens.records import UserRecord
 from shared.tokens.token_format import TokenCodec
 
-__all__ = ["EVENT_SOURCE", "Stager", "StoreBase"]
+__all__ = ["EVENT_SOURCE", "Stager", "StoreBase", "utc_now"]
 
 EVENT_SOURCE: Final = "tokens"
 TOKEN_CHANGE_RETRY: Final = RetryPolicy(
@@ -34,6 +34,11 @@ TOKEN_CHANGE_RETRY: Final = RetryPolicy(
     attempts=8,
 )
 
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 Stager = Callable[[Pipeline], None]
 """Queues a change's writes (and its event) on a MULTI pipeline."""
 
@@ -41,8 +46,11 @@ Stager = Callable[[Pipeline], None]
 class StoreBase:
     """Redis access shared by the token, user and team use cases."""
 
-    def __init__(self, redis: Redis, settings: TokensSettings) -> None:
+    def __init__(
+        self, redis: Redis, settings: TokensSettings, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self._redis = redis
+        self._clock = clock
         self._settings = settings
         self._codec = TokenCodec(settings.hmac_secret.get_secret_value().encode())
         self._channel = settings.invalidation_channel
@@ -51,9 +59,9 @@ class StoreBase:
         """True when Redis answers (readiness)."""
         return bool(await self._redis.ping())
 
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC)
+    def _now(self) -> datetime:
+        """Wall time for issue, expiry and sweep decisions (tests pass ``clock=``)."""
+        return self._clock()
 
     async def _transact(
         self, watch: list[str], prepare: Callable[[Pipeline], Awaitable[Stager]]

@@ -8,14 +8,14 @@ principal can never mint a credential with rights it does not hold itself.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from services.tokens._base import Stager, require
+from services.tokens._base import Stager, require, utc_now
 from services.tokens.directory import DirectoryService
 from services.tokens.errors import AlreadyBootstrappedError
 from services.tokens.models import CreatedToken, TokenRead, UserRead
@@ -43,8 +43,11 @@ def _new_token_id() -> str:
 class TokenService(DirectoryService):
     """Tokens, users and teams in Redis. Methods take keyword arguments only."""
 
-    def __init__(self, redis: Redis, settings: TokensSettings) -> None:
-        super().__init__(redis, settings)
+    def __init__(
+        self, redis: Redis, settings: TokensSettings, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        """``clock``: wall time for issue, expiry and sweep decisions (tests pass their own)."""
+        super().__init__(redis, settings, clock=clock)
 
     # -- bootstrap -----------------------------------------------------------------------
 

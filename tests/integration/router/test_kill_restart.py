@@ -95,7 +95,7 @@ async def test_kill_9_mid_stream_loses_nothing(
         producing = asyncio.create_task(produce())
         await collector.wait_for(lambda: sum(collector.counts().values()) >= TOTAL // 4)
         proc.send_signal(signal.SIGKILL)  # mid-stream, no chance to drain or commit
-        proc.wait(timeout=10)
+        await asyncio.to_thread(proc.wait, 10)
         await producing
         proc = start_service("router", env, log, sock=sock)
         await wait_ready(port, proc)
@@ -130,7 +130,7 @@ async def test_kill_9_mid_stream_loses_nothing(
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(timeout=30)
+            code = await asyncio.to_thread(proc.wait, 30)
         except subprocess.TimeoutExpired:
             proc.kill()
             code = -9

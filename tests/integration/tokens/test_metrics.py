@@ -37,8 +37,7 @@ async def test_metrics_count_outcomes_cache_backlog_and_sweeps(
     app = create_app(service=service, validator=validator, settings=settings, metrics=metrics)
     reader, _ = await issue_token(redis, settings, permissions=[Permission.tokens_read])
     past = datetime.now(UTC) - timedelta(hours=1)
-    service._now = lambda: past  # type: ignore[method-assign]  # issue it an hour ago
-    old = await service.create_token(
+    old = await TokenService(redis, settings, clock=lambda: past).create_token(
         kind=TokenKind.global_,
         name="old",
         actor=None,

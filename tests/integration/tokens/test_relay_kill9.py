@@ -67,7 +67,7 @@ async def test_kill_9_of_the_relay_loses_no_event(
                 )
                 created.append(made.token.id)
             proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
+            await asyncio.to_thread(proc.wait, 10)
             proc = start_service("tokens", env, log, sock=sock)
             await wait_ready(port, proc)
 
@@ -79,7 +79,7 @@ async def test_kill_9_of_the_relay_loses_no_event(
         assert await redis.xlen(outbox_key("tokens")) == 0, "the restarted relay did not drain"
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        await asyncio.to_thread(proc.wait, 20)
 
     consumer = make_consumer(kafka_bootstrap, topic, group_id=unique("check"))
     await consumer.start()

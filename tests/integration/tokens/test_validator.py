@@ -126,9 +126,8 @@ async def test_expired_token_is_rejected(
     redis: Redis, settings: TokensSettings, start_validator: StartValidator
 ) -> None:
     validator = await start_validator()
-    service = TokenService(redis, settings)
     past = datetime.now(UTC) - timedelta(hours=1)
-    service._now = lambda: past  # type: ignore[method-assign]  # issue it an hour ago
+    service = TokenService(redis, settings, clock=lambda: past)  # issues it an hour ago
     created = await service.create_token(
         kind=TokenKind.global_,
         name="old",

@@ -80,7 +80,8 @@ class ValidatorMetrics(Protocol):
         """One full check: ``ok`` or the error code (``token_expired``, ...)."""
 
     def cache_lookup(self, *, hit: bool) -> None:
-        """One cache lookup, hit or miss."""
+        """One cache lookup, hit or miss (a miss of authenticate_cached is counted by the
+        full check that follows it, so each token check counts once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +149,11 @@ class RedisTokenValidator:
     def authenticate_cached(self, raw_token: str) -> Principal | None:
         entry = self._cache.get(hmac.digest(self._digest_key, raw_token.encode(), "sha256"))
         now = self._clock()
-        hit = entry is not None and now < entry.fresh_until and now < entry.valid_until
+        if entry is None or now >= entry.fresh_until or now >= entry.valid_until:
+            return None  # a miss is counted by the full check that follows
         if self._metrics is not None:
-            self._metrics.cache_lookup(hit=hit)
-        return entry.inspection.principal if hit and entry is not None else None
+            self._metrics.cache_lookup(hit=True)
+        return entry.inspection.principal
 
     async def authenticate(self, raw_token: str) -> Principal:
         return (await self.inspect(raw_token)).principal

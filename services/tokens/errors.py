@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from shared.errors import ConflictError, UnavailableError
 
+# Deprecated aliases (these moved to shared.tokens.errors in #9), kept so the wave's branches
+# merge; import them from shared.tokens.errors.
+from shared.tokens.errors import (  # noqa: F401
+    AuthUnavailableError,
+    TokenExpiredError,
+    TokenMalformedError,
+    TokenRevokedError,
+    TokenUnknownError,
+    UserDeactivatedError,
+)
+
 __all__ = ["AlreadyBootstrappedError", "ChangeNotRecordedError"]
 
 

@@ -7,7 +7,8 @@ Every service calls :func:`serve_docs_offline` once on its app; the assets come 
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
+from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -18,8 +19,15 @@ from fastapi.staticfiles import StaticFiles
 __all__ = ["DOCS_ASSETS_PATH", "serve_docs_offline"]
 
 DOCS_ASSETS_PATH: Final = "/docs/assets"
-_ASSETS: Final = resources.files("swagger_ui") / "static"
-"""Swagger UI 5 (renders OpenAPI 3.1) as shipped in the ``swagger-ui-py`` package."""
+
+
+def _assets_dir() -> Path:
+    """Swagger UI 5 (renders OpenAPI 3.1) as shipped in the ``swagger-ui-py`` package; found
+    without importing that package (its import loads template engines we do not use)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing: uv sync installs it")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
 def serve_docs_offline(app: FastAPI, *, docs_url: str = "/docs") -> None:
@@ -32,7 +40,7 @@ def serve_docs_offline(app: FastAPI, *, docs_url: str = "/docs") -> None:
     app.docs_url, app.redoc_url = docs_url, None
     redirect_url = f"{docs_url}/oauth2-redirect"
     app.swagger_ui_oauth2_redirect_url = redirect_url
-    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(_ASSETS)), name="docs-assets")
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(_assets_dir())), name="docs-assets")
     title = f"{app.title} - API docs"
 
     @app.get(docs_url, include_in_schema=False)

@@ -17,8 +17,14 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 import stamina
+from stamina.instrumentation import StructlogOnRetryHook, set_on_retry_hooks
 
 __all__ = ["RetryLater", "RetryPolicy"]
+
+# Retries are logged (structlog, like every other line); stamina's default Prometheus hook is
+# left out because it labels its counter with the attempt number, an unbounded label set for
+# the policies below that retry until a dependency is back.
+set_on_retry_hooks([StructlogOnRetryHook])
 
 
 class RetryLater(Exception):  # noqa: N818  # a signal, not an error

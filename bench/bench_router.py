@@ -31,13 +31,13 @@ from services.router.engine import AlertRouter, consumer_settings, producer_sett
 from services.rules.engine.compiled import compile_ruleset
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.logging import configure_logging
 from shared.redis import make_redis
 from shared.runtime import tune_gc
 from shared.settings import RouterSettings, TopicSettings
+from shared.tokens.validator import build_validator
 
 THROUGHPUT_ALERTS = 40_000
 THROUGHPUT_ROUNDS = 2

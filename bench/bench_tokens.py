@@ -23,10 +23,10 @@ from typing import Any
 
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.logging import configure_logging
 from shared.redis import make_redis
+from shared.tokens.validator import build_validator
 
 _CHECKS = 200_000
 _REVOKED = 60

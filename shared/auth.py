@@ -71,7 +71,7 @@ class Principal(BaseModel):
 
 
 class TokenValidator(Protocol):
-    """Checks a raw bearer token. Implemented by ``services.tokens``."""
+    """Checks a raw bearer token. Implemented by :class:`shared.tokens.RedisTokenValidator`."""
 
     async def authenticate(self, raw_token: str) -> Principal:
         """The principal for ``raw_token``; raises ``UnauthenticatedError`` (with a stable

@@ -8,7 +8,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EVENT_TYPES", "Actor", "Event"]
+from shared.auth import Principal, TokenKind
+
+__all__ = ["EVENT_TYPES", "Actor", "Event", "actor_of"]
 
 EVENT_TYPES: Final = frozenset(
     {
@@ -41,6 +43,14 @@ class Actor(BaseModel):
     """The credential used; None for system actions such as expiry sweeps or bootstrap."""
     kind: str = "user"
     """``user``, ``token`` (a global/team token with no user) or ``system``."""
+
+
+def actor_of(principal: Principal | None) -> Actor:
+    """Who acted, for events: the user and token id, never the secret; None is the system."""
+    if principal is None:
+        return Actor(kind="system")
+    kind = "user" if principal.kind is TokenKind.user else "token"
+    return Actor(user_id=principal.user_id, token_id=principal.token_id, kind=kind)
 
 
 class Event(BaseModel):

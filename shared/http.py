@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 
 from shared.auth import redact_tokens
 from shared.errors import AlertyardError
@@ -18,6 +20,16 @@ from shared.logging import get_logger
 __all__ = ["add_operational_routes", "add_request_logging", "install_error_handlers"]
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessReport(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+    """Each dependency by name (``redis``, ``partitions_assigned``, ...)."""
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -51,10 +63,16 @@ def add_operational_routes(
     """``/healthz`` (process alive), ``/readyz`` (dependencies ready) and ``/metrics``."""
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health()
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: every dependency check passes")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: every dependency check passes",
+        response_model=ReadinessReport,
+        responses={503: {"model": ReadinessReport, "description": "A dependency is not ready"}},
+    )
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ready = all(checks.values())

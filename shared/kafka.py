@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.retries import RetryPolicy
+
 __all__ = ["ensure_topics", "make_consumer", "make_producer", "wait_for_kafka"]
+
+KAFKA_START_RETRY: Final = RetryPolicy(
+    name="waiting for Kafka at start-up",
+    on=Exception,  # connection refused, no leader yet, ...: not ready yet
+    wait_initial=0.2,
+    wait_max=2.0,
+    timeout=60.0,  # wait_for_kafka's timeout_s replaces it
+)
 
 
 def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
@@ -69,17 +79,21 @@ async def ensure_topics(
 
 async def wait_for_kafka(bootstrap: str, *, timeout_s: float = 60.0) -> list[str]:
     """Wait until the cluster answers a metadata request; returns its topic names."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    last_error: Exception | None = None
-    while asyncio.get_running_loop().time() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        try:
-            await admin.start()
-            topics: list[str] = list(await admin.list_topics())
-            return topics
-        except Exception as exc:  # any failure means "not ready yet" while we wait
-            last_error = exc
-            await asyncio.sleep(0.5)
-        finally:
-            await admin.close()
-    raise TimeoutError(f"Kafka at {bootstrap} did not answer within {timeout_s}s: {last_error}")
+    try:
+        async for attempt in replace(KAFKA_START_RETRY, timeout=timeout_s).retrying():
+            with attempt:
+                return await _list_topics(bootstrap)
+    except Exception as exc:  # any failure means "not ready yet" until the time is up
+        raise TimeoutError(
+            f"Kafka at {bootstrap} did not answer within {timeout_s}s: {exc}"
+        ) from None
+    raise AssertionError("unreachable: the retry loop returns or raises")
+
+
+async def _list_topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()

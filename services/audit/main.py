@@ -14,7 +14,6 @@ from services.audit.consumer import AuditConsumer
 from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.signing import load_or_create_signing_key
-from services.tokens.validator import build_validator
 from shared.http_auth import FailedAuthLimiter
 from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
@@ -22,6 +21,7 @@ from shared.redis import make_redis
 from shared.runtime import tune_gc
 from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import AuditSettings, TokensSettings
+from shared.tokens.validator import build_validator
 
 __all__ = ["run_audit", "serve"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -15,7 +16,19 @@ from rich.table import Table
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ApiClient", "JsonOption", "TokenOption", "console", "fail", "print_json", "print_table"]
+__all__ = [
+    "ApiClient",
+    "JsonOption",
+    "TokenOption",
+    "console",
+    "dump_model",
+    "fail",
+    "print_json",
+    "print_model",
+    "print_table",
+]
+
+M = TypeVar("M", bound=BaseModel)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,6 +57,19 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_model(body: BaseModel | list[M], *, exclude_none: bool = False) -> None:
+    """``--json`` output of an API response model (or a list of them), as the service sends it."""
+    if isinstance(body, list):
+        print_json([dump_model(item, exclude_none=exclude_none) for item in body])
+    else:
+        print_json(dump_model(body, exclude_none=exclude_none))
+
+
+def dump_model(body: BaseModel, *, exclude_none: bool = False) -> dict[str, Any]:
+    """A response model as JSON-ready data (for tables and ``--json``)."""
+    return body.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
 
 
 def print_table(
@@ -80,6 +106,14 @@ class ApiClient:
         if not response.content:
             return None
         return response.json()
+
+    def typed(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """The response body as the service's own response model (validated)."""
+        return model.model_validate(self.request(method, path, **kwargs))
+
+    def typed_list(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
+        """A JSON array response as a list of the service's response model."""
+        return [model.model_validate(item) for item in self.request(method, path, **kwargs)]
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -18,11 +18,14 @@ from services.cli._client import (
     JsonOption,
     TokenOption,
     console,
+    dump_model,
     fail,
     print_json,
+    print_model,
     print_table,
 )
 from shared.alert import Alert, AlertStatus, Severity
+from shared.durations import InvalidDurationError, parse_instant
 from shared.headers import AUTHORIZATION, RejectedHeaders, RoutedHeaders
 from shared.settings import RouterSettings
 
@@ -342,11 +345,13 @@ def get_alert(
     as_json: bool = JsonOption,
 ) -> None:
     """Show the routing decision for one alert."""
-    decision = ApiClient("router", token).get(f"/v1/alerts/{alert_id}")
+    from services.router.decisions import Decision  # the API's own response model
+
+    decision = ApiClient("router", token).typed(Decision, "GET", f"/v1/alerts/{alert_id}")
     if as_json:
-        print_json(decision)
+        print_model(decision)
         return
-    for key, value in decision.items():
+    for key, value in dump_model(decision).items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         console.print(f"[bold]{key:>16}[/] {shown}")
 
@@ -356,13 +361,22 @@ def list_alerts(
     team: str | None = typer.Option(None, help="Only this team's alerts."),
     status: str | None = typer.Option(None, help="firing | resolved"),
     outcome: str | None = typer.Option(None, help="routed | unrouted"),
-    since: str | None = typer.Option(None, help="ISO time: received at or after."),
+    since: str | None = typer.Option(
+        None, help="Received at or after: ISO time or a duration ago (2h, 7d)."
+    ),
     limit: int = typer.Option(50, min=1, max=50),
     cursor: str | None = typer.Option(None, help="From a previous page's next_cursor."),
     token: str | None = TokenOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List routing decisions, newest first (one page; --cursor for the next)."""
+    from services.router.decisions import DecisionPage  # the API's own response model
+
+    if since is not None:
+        try:
+            since = parse_instant(since).isoformat()
+        except InvalidDurationError as exc:
+            raise typer.BadParameter(str(exc)) from None
     params = {
         k: v
         for k, v in {
@@ -375,17 +389,17 @@ def list_alerts(
         }.items()
         if v is not None
     }
-    page = ApiClient("router", token).get("/v1/alerts", params=params)
+    page = ApiClient("router", token).typed(DecisionPage, "GET", "/v1/alerts", params=params)
     if as_json:
-        print_json(page)
+        print_model(page)
         return
     rows = [
-        {**item, "teams": ",".join(item["teams"]), "rule_ids": ",".join(item["rule_ids"])}
-        for item in page["items"]
+        {**dump_model(item), "teams": ",".join(item.teams), "rule_ids": ",".join(item.rule_ids)}
+        for item in page.items
     ]
     print_table(rows, _DECISION_COLUMNS, title="routing decisions")
-    if page.get("next_cursor"):
-        console.print(f"next page: --cursor {page['next_cursor']}")
+    if page.next_cursor:
+        console.print(f"next page: --cursor {page.next_cursor}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +19,7 @@ from services.cli._client import (
     print_json,
     print_table,
 )
+from shared.durations import InvalidDurationError, parse_instant
 from shared.settings.audit import AuditSettings
 
 if TYPE_CHECKING:
@@ -33,20 +32,15 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _COLUMNS = ["seq", "time", "type", "actor", "actor_token", "subject"]
 
 
 def parse_time(text: str) -> str:
     """An ISO 8601 instant, or a duration ago (``15m``, ``2h``, ``7d``), as ISO 8601 (UTC)."""
-    if match := _RELATIVE.match(text):
-        ago = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-        return (datetime.now(UTC) - ago).isoformat()
     try:
-        return datetime.fromisoformat(text).isoformat()
-    except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is neither ISO 8601 nor a duration like 2h") from exc
+        return parse_instant(text).isoformat()
+    except InvalidDurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @audit_app.command("verify")

@@ -25,6 +25,7 @@ from services.cli._client import (
     console,
     fail,
     print_json,
+    print_model,
     print_table,
 )
 from services.rules.backtest import (
@@ -33,6 +34,16 @@ from services.rules.backtest import (
     ProgressCallback,
     parse_instant,
     run_backtest,
+)
+from services.rules.control.schemas import (
+    CaseReport,
+    ChangeReport,
+    Deleted,
+    Explanation,
+    LintFinding,
+    LintReport,
+    RuleEnvelope,
+    RulesetRead,
 )
 from services.rules.engine.documents import (
     dump_rules_yaml,
@@ -96,29 +107,32 @@ def _local_rules(path: str) -> Ruleset:
 @rules_app.command("list")
 def list_rules(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
     """List the stored rules in evaluation order."""
-    body = ApiClient("router", token).get("/v1/rules")
+    body = ApiClient("router", token).typed(RulesetRead, "GET", "/v1/rules")
     if as_json:
-        print_json(body)
+        print_model(body, exclude_none=True)
         return
     rows = [
         {
-            **rule,
-            "destinations": ", ".join(rule["destinations"]),
-            "groups": len(rule["condition_groups"]),
+            "position": rule.position,
+            "name": rule.name,
+            "owner_team": rule.owner_team,
+            "id": rule.id,
+            "destinations": ", ".join(rule.destinations),
+            "groups": len(rule.condition_groups),
             "flags": " ".join(
                 flag
                 for flag, on in (
-                    ("continue", rule["continue"]),
-                    ("fallback", rule["fallback"]),
-                    ("disabled", not rule["enabled"]),
+                    ("continue", rule.continue_),
+                    ("fallback", rule.fallback),
+                    ("disabled", not rule.enabled),
                 )
                 if on
             ),
         }
-        for rule in body["rules"]
+        for rule in body.rules
     ]
     columns = ["position", "name", "owner_team", "destinations", "groups", "flags", "id"]
-    print_table(rows, columns, title=f"ruleset version {body['version']}")
+    print_table(rows, columns, title=f"ruleset version {body.version}")
 
 
 @rules_app.command("get")
@@ -130,19 +144,24 @@ def get_rules(
     """Show one rule, or the whole ruleset as a rules file (ready for ``apply``)."""
     client = ApiClient("router", token)
     if ref is None:
-        body = client.get("/v1/rules")
+        ruleset = client.typed(RulesetRead, "GET", "/v1/rules")
         if as_json:
-            print_json(body)
+            print_model(ruleset, exclude_none=True)
             return
 
-        console.print(f"# ruleset version {body['version']}", highlight=False)
-        typer.echo(dump_rules_yaml(parse_ruleset(body, version=body["version"])), nl=False)
+        console.print(f"# ruleset version {ruleset.version}", highlight=False)
+        typer.echo(dump_rules_yaml(_as_ruleset(ruleset)), nl=False)
         return
-    body = client.get(f"/v1/rules/{ref}")
+    one = client.typed(RuleEnvelope, "GET", f"/v1/rules/{ref}")
     if as_json:
-        print_json(body)
+        print_model(one, exclude_none=True)
     else:
-        typer.echo(yaml.safe_dump(body["rule"], sort_keys=False), nl=False)
+        typer.echo(yaml.safe_dump(one.rule.dump(), sort_keys=False), nl=False)
+
+
+def _as_ruleset(read: RulesetRead) -> Ruleset:
+    """The engine's ruleset from the API's answer (same rules, same version)."""
+    return parse_ruleset(read.model_dump(mode="json", by_alias=True), version=read.version)
 
 
 rules_app.command("show", hidden=True, help="Alias of get.")(get_rules)
@@ -167,17 +186,18 @@ def apply_rules(
     params: dict[str, Any] = {"dry_run": "true"}
     if expected_version is not None:
         params["expected_version"] = expected_version
-    plan = client.post("/v1/rules/apply", content=text, headers=headers, params=params)
-    if dry_run or plan["diff_text"] == ["no changes"]:
+    apply = "/v1/rules/apply"
+    plan = client.typed(ChangeReport, "POST", apply, content=text, headers=headers, params=params)
+    if dry_run or plan.diff_text == ["no changes"]:
         _print_change(plan, as_json)
         return
     if not as_json:
-        _print_diff(plan["diff_text"])
-    if not yes and not typer.confirm(f"apply as version {plan['version'] + 1}?"):
+        _print_diff(plan.diff_text)
+    if not yes and not typer.confirm(f"apply as version {plan.version + 1}?"):
         raise typer.Exit(1)
     # Pin the version the diff was computed on: a concurrent change turns into a 409.
-    params = {"expected_version": plan["version"]}
-    result = client.post("/v1/rules/apply", content=text, headers=headers, params=params)
+    params = {"expected_version": plan.version}
+    result = client.typed(ChangeReport, "POST", apply, content=text, headers=headers, params=params)
     _print_change(result, as_json, diff_shown=True)
 
 
@@ -188,18 +208,18 @@ def _print_diff(lines: list[str]) -> None:
         console.print(f"[{colour}]{line}[/]" if colour else line, highlight=False)
 
 
-def _print_change(body: dict[str, Any], as_json: bool, *, diff_shown: bool = False) -> None:
+def _print_change(body: ChangeReport, as_json: bool, *, diff_shown: bool = False) -> None:
     if as_json:
-        print_json(body)
+        print_model(body, exclude_none=True)
         return
     if not diff_shown:
-        _print_diff(body["diff_text"])
-    if body["applied"]:
-        console.print(f"applied: ruleset version {body['version']}")
-    elif body["dry_run"]:
-        console.print(f"dry run: nothing changed (stored version {body['version']})")
+        _print_diff(body.diff_text)
+    if body.applied:
+        console.print(f"applied: ruleset version {body.version}")
+    elif body.dry_run:
+        console.print(f"dry run: nothing changed (stored version {body.version})")
     else:
-        console.print(f"nothing to apply (version {body['version']})")
+        console.print(f"nothing to apply (version {body.version})")
 
 
 @rules_app.command("delete")
@@ -214,11 +234,11 @@ def delete_rule(
     if not yes and not as_json and not typer.confirm(f"delete rule {ref!r}?"):
         raise typer.Exit(1)
     params = {} if expected_version is None else {"expected_version": expected_version}
-    body = ApiClient("router", token).delete(f"/v1/rules/{ref}", params=params)
+    body = ApiClient("router", token).typed(Deleted, "DELETE", f"/v1/rules/{ref}", params=params)
     if as_json:
-        print_json(body)
+        print_model(body)
     else:
-        console.print(f"deleted {ref}: ruleset version {body['version']}")
+        console.print(f"deleted {ref}: ruleset version {body.version}")
 
 
 def _alert_arg(value: str) -> dict[str, Any]:
@@ -255,37 +275,38 @@ def explain_alert(
     data = _alert_arg(_pick(alert_arg, alert, "alert"))
     source = {"token_id": source_token, "team": source_team}
     source = {k: v for k, v in source.items() if v}
-    if rules is not None:
-        body = explain(_local_rules(rules), parse_alert(data), source_of(source))
+    if rules is not None:  # offline: the same report the API returns, computed here
+        body = Explanation.model_validate(
+            explain(_local_rules(rules), parse_alert(data), source_of(source))
+        )
     else:
+        client = ApiClient("router", token)
         request: dict[str, Any] = {"alert": data, **({"source": source} if source else {})}
-        body = ApiClient("router", token).post("/v1/rules/explain", json=request)
+        body = client.typed(Explanation, "POST", "/v1/rules/explain", json=request)
     if as_json:
-        print_json(body)
+        print_model(body)
         return
-    for rule in body["evaluated"]:
-        mark = "[green]match[/]" if rule["matched"] else "[dim]no match[/]"
-        kind = " (fallback)" if rule["fallback"] else ""
-        console.print(f"#{rule['position']} {rule['name']}{kind}: {mark}", highlight=False)
-        if rule["catch_all"]:
+    for rule in body.evaluated:
+        mark = "[green]match[/]" if rule.matched else "[dim]no match[/]"
+        kind = " (fallback)" if rule.fallback else ""
+        console.print(f"#{rule.position} {rule.name}{kind}: {mark}", highlight=False)
+        if rule.catch_all:
             console.print("    (no conditions: matches every alert)")
-        for number, group in enumerate(rule["groups"]):
-            console.print(f"  group {number}: {'true' if group['matched'] else 'false'}")
-            for c in group["conditions"]:
-                actual = "<missing>" if c["missing"] else json.dumps(c["value"])
-                values = ", ".join(c["values"])
+        for number, group in enumerate(rule.groups):
+            console.print(f"  group {number}: {'true' if group.matched else 'false'}")
+            for c in group.conditions:
+                actual = "<missing>" if c.missing else json.dumps(c.value)
+                values = ", ".join(str(v) for v in c.values)
                 console.print(
-                    f"    {'✓' if c['result'] else '✗'} {c['field']} {c['operator']} "
+                    f"    {'✓' if c.result else '✗'} {c.field} {c.operator} "
                     f"[{values}] (value {actual})",
                     highlight=False,
                     markup=False,
                 )
-    for skipped in body.get("out_of_scope", []):
-        console.print(
-            f"[dim]out of scope[/] {escape(skipped['name'])}: {escape(skipped['reason'])}"
-        )
-    teams = ", ".join(body["teams"]) or "none: unrouted"
-    console.print(f"teams: {teams} (ruleset version {body['ruleset_version']})", highlight=False)
+    for skipped in body.out_of_scope:
+        console.print(f"[dim]out of scope[/] {escape(skipped.name)}: {escape(skipped.reason)}")
+    teams = ", ".join(body.teams) or "none: unrouted"
+    console.print(f"teams: {teams} (ruleset version {body.ruleset_version})", highlight=False)
 
 
 @rules_app.command("test")
@@ -303,24 +324,25 @@ def check_cases(
         cases = load_cases(load_document(_read(source)))
     except AlertyardError as exc:
         fail(f"{source}: {exc.detail}")
-    if rules is not None:
-        body = run_cases(_local_rules(rules), cases)
+    if rules is not None:  # offline: the same report the API returns, computed here
+        body = CaseReport.model_validate(run_cases(_local_rules(rules), cases))
     else:
-        body = ApiClient("router", token).post("/v1/rules/test", json={"cases": cases})
+        client = ApiClient("router", token)
+        body = client.typed(CaseReport, "POST", "/v1/rules/test", json={"cases": cases})
     if as_json:
-        print_json(body)
+        print_model(body)
     else:
-        for result in body["results"]:
-            if result["passed"]:
-                console.print(f"[green]PASS[/] {result['name']}", highlight=False)
+        for result in body.results:
+            if result.passed:
+                console.print(f"[green]PASS[/] {result.name}", highlight=False)
             else:
                 console.print(
-                    f"[red]FAIL[/] {result['name']}: expected {result['expected_teams']}, "
-                    f"got {result['teams']} (rules {result['matched_rules']})",
+                    f"[red]FAIL[/] {result.name}: expected {result.expected_teams}, "
+                    f"got {result.teams} (rules {result.matched_rules})",
                     highlight=False,
                 )
-        console.print(f"{body['total'] - body['failed']}/{body['total']} passed")
-    if not body["passed"]:
+        console.print(f"{body.total - body.failed}/{body.total} passed")
+    if not body.passed:
         raise typer.Exit(1)
 
 
@@ -339,16 +361,16 @@ def lint_rules(
     source = file or path
     if source is not None:
         known = {t.strip() for t in teams.split(",") if t.strip()} if teams else None
-        findings = lint(_local_rules(source), teams=known)
+        findings = [LintFinding.model_validate(f) for f in lint(_local_rules(source), teams=known)]
     else:
-        findings = ApiClient("router", token).post("/v1/rules/lint")["findings"]
+        findings = ApiClient("router", token).typed(LintReport, "POST", "/v1/rules/lint").findings
     if as_json:
-        print_json({"findings": findings})
+        print_json({"findings": [f.model_dump(mode="json", exclude_none=True) for f in findings]})
     elif findings:
-        print_table(findings, ["severity", "kind", "rule", "message"])
+        print_table([f.model_dump() for f in findings], ["severity", "kind", "rule", "message"])
     else:
         console.print("no findings")
-    failing = [f for f in findings if strict or f["severity"] == "error"]
+    failing = [f for f in findings if strict or f.severity == "error"]
     if failing:
         raise typer.Exit(1)
 
@@ -452,8 +474,7 @@ def backtest_rules(
     if baseline is not None:
         current = _local_rules(baseline)
     else:
-        body = ApiClient("router", token).get("/v1/rules")
-        current = parse_ruleset(body, version=body["version"])
+        current = _as_ruleset(ApiClient("router", token).typed(RulesetRead, "GET", "/v1/rules"))
     settings = RouterSettings()
     servers = bootstrap or settings.kafka_bootstrap_servers
     try:

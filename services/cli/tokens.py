@@ -4,7 +4,6 @@ talks to Redis directly because no token exists yet)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Any
 
 import typer
@@ -14,10 +13,14 @@ from services.cli._client import (
     JsonOption,
     TokenOption,
     console,
+    dump_model,
     fail,
     print_json,
+    print_model,
     print_table,
 )
+from services.tokens.models import IntrospectionResponse, TeamRead, TokenRead, TokenSecret, UserRead
+from shared import durations
 
 __all__ = ["parse_duration", "register"]
 
@@ -26,28 +29,26 @@ teams_app = typer.Typer(help="Teams (token scopes and routing destinations).", n
 users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 admin_app = typer.Typer(help="One-off administration.", no_args_is_help=True)
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _TOKEN_COLUMNS = ["id", "kind", "name", "status", "team", "user_id", "expires_at", "last_used_at"]
 
 
 def parse_duration(text: str) -> int:
-    """``90``, ``45s``, ``15m``, ``1h``, ``30d``, ``2w`` -> seconds."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30d, 12h, 15m or 90s")
-    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    """``90``, ``45s``, ``15m``, ``1h``, ``30d``, ``2w`` -> seconds (:mod:`shared.durations`)."""
+    try:
+        return int(durations.parse_duration(text).total_seconds())
+    except durations.InvalidDurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
-def _show_secret(body: dict[str, Any], as_json: bool) -> None:
+def _show_secret(body: TokenSecret, as_json: bool) -> None:
     if as_json:
-        print_json(body)
+        print_model(body)
         return
-    token = body["token"]
-    console.print(f"[bold]{token['kind']} token {token['id']}[/] ({token['name']})")
-    console.print(f"expires {token['expires_at']}")
+    token = body.token
+    console.print(f"[bold]{token.kind.value} token {token.id}[/] ({token.name})")
+    console.print(f"expires {token.expires_at.isoformat()}")
     console.print("secret (shown once, store it now):")
-    console.print(body["secret"], soft_wrap=True, highlight=False)
+    console.print(body.secret, soft_wrap=True, highlight=False)
 
 
 # -- tokens -------------------------------------------------------------------------------
@@ -78,14 +79,18 @@ def tokens_create(
         payload["permissions"] = permission
     if expires_in:
         payload["expires_in_s"] = parse_duration(expires_in)
-    _show_secret(ApiClient("tokens", token).post("/v1/tokens", json=payload), as_json)
+    client = ApiClient("tokens", token)
+    _show_secret(client.typed(TokenSecret, "POST", "/v1/tokens", json=payload), as_json)
 
 
 @tokens_app.command("list")
 def tokens_list(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
     """Tokens you may see (never their secrets)."""
-    rows = ApiClient("tokens", token).get("/v1/tokens")
-    print_json(rows) if as_json else print_table(rows, _TOKEN_COLUMNS, title="tokens")
+    rows = ApiClient("tokens", token).typed_list(TokenRead, "GET", "/v1/tokens")
+    if as_json:
+        print_model(rows)
+    else:
+        print_table([dump_model(r) for r in rows], _TOKEN_COLUMNS, title="tokens")
 
 
 @tokens_app.command("show")
@@ -95,11 +100,11 @@ def tokens_show(
     as_json: bool = JsonOption,
 ) -> None:
     """One token's record."""
-    row = ApiClient("tokens", token).get(f"/v1/tokens/{token_id}")
+    row = ApiClient("tokens", token).typed(TokenRead, "GET", f"/v1/tokens/{token_id}")
     if as_json:
-        print_json(row)
+        print_model(row)
     else:
-        for key, value in row.items():
+        for key, value in dump_model(row).items():
             console.print(f"[bold]{key}[/]: {value}", highlight=False)
 
 
@@ -112,9 +117,9 @@ def tokens_rotate(
 ) -> None:
     """Issue a new secret; the old one works for --grace (at most 24h)."""
     body = {"grace_s": parse_duration(grace)}
-    _show_secret(
-        ApiClient("tokens", token).post(f"/v1/tokens/{token_id}/rotate", json=body), as_json
-    )
+    client = ApiClient("tokens", token)
+    path = f"/v1/tokens/{token_id}/rotate"
+    _show_secret(client.typed(TokenSecret, "POST", path, json=body), as_json)
 
 
 @tokens_app.command("revoke")
@@ -124,8 +129,8 @@ def tokens_revoke(
     as_json: bool = JsonOption,
 ) -> None:
     """Revoke a token; every service rejects it within a second."""
-    row = ApiClient("tokens", token).post(f"/v1/tokens/{token_id}/revoke")
-    print_json(row) if as_json else console.print(f"revoked {row['id']} ({row['name']})")
+    row = ApiClient("tokens", token).typed(TokenRead, "POST", f"/v1/tokens/{token_id}/revoke")
+    print_model(row) if as_json else console.print(f"revoked {row.id} ({row.name})")
 
 
 @tokens_app.command("introspect")
@@ -135,11 +140,14 @@ def tokens_introspect(
     as_json: bool = JsonOption,
 ) -> None:
     """RFC 7662-style introspection of a token."""
-    body = ApiClient("tokens", token).post("/v1/tokens/introspect", data={"token": subject})
+    client = ApiClient("tokens", token)
+    body = client.typed(
+        IntrospectionResponse, "POST", "/v1/tokens/introspect", data={"token": subject}
+    )
     if as_json:
-        print_json(body)
+        print_model(body)
     else:
-        for key, value in body.items():
+        for key, value in dump_model(body).items():
             if value is not None:
                 console.print(f"[bold]{key}[/]: {value}", highlight=False)
 
@@ -152,15 +160,18 @@ def teams_create(
     name: str = typer.Argument(...), token: str | None = TokenOption, as_json: bool = JsonOption
 ) -> None:
     """Create a team."""
-    row = ApiClient("tokens", token).post("/v1/teams", json={"name": name})
-    print_json(row) if as_json else console.print(f"created team {row['name']}")
+    row = ApiClient("tokens", token).typed(TeamRead, "POST", "/v1/teams", json={"name": name})
+    print_model(row) if as_json else console.print(f"created team {row.name}")
 
 
 @teams_app.command("list")
 def teams_list(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
     """All teams."""
-    rows = ApiClient("tokens", token).get("/v1/teams")
-    print_json(rows) if as_json else print_table(rows, ["name"], title="teams")
+    rows = ApiClient("tokens", token).typed_list(TeamRead, "GET", "/v1/teams")
+    if as_json:
+        print_model(rows)
+    else:
+        print_table([dump_model(r) for r in rows], ["name"], title="teams")
 
 
 @users_app.command("create")
@@ -174,18 +185,20 @@ def users_create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a user."""
-    row = ApiClient("tokens", token).post(
-        "/v1/users", json={"email": email, "role": role, "teams": team or []}
-    )
-    print_json(row) if as_json else console.print(f"created user {row['id']} ({row['email']})")
+    body = {"email": email, "role": role, "teams": team or []}
+    row = ApiClient("tokens", token).typed(UserRead, "POST", "/v1/users", json=body)
+    print_model(row) if as_json else console.print(f"created user {row.id} ({row.email})")
 
 
 @users_app.command("list")
 def users_list(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
     """All users."""
-    rows = ApiClient("tokens", token).get("/v1/users")
+    rows = ApiClient("tokens", token).typed_list(UserRead, "GET", "/v1/users")
     columns = ["id", "email", "role", "teams", "active"]
-    print_json(rows) if as_json else print_table(rows, columns, title="users")
+    if as_json:
+        print_model(rows)
+    else:
+        print_table([dump_model(r) for r in rows], columns, title="users")
 
 
 @users_app.command("deactivate")
@@ -193,8 +206,9 @@ def users_deactivate(
     user_id: str = typer.Argument(...), token: str | None = TokenOption, as_json: bool = JsonOption
 ) -> None:
     """Deactivate a user: their user tokens stop working at once."""
-    row = ApiClient("tokens", token).post(f"/v1/users/{user_id}/deactivate")
-    print_json(row) if as_json else console.print(f"deactivated {row['id']} ({row['email']})")
+    path = f"/v1/users/{user_id}/deactivate"
+    row = ApiClient("tokens", token).typed(UserRead, "POST", path)
+    print_model(row) if as_json else console.print(f"deactivated {row.id} ({row.email})")
 
 
 @users_app.command("set-role")
@@ -205,8 +219,9 @@ def users_set_role(
     as_json: bool = JsonOption,
 ) -> None:
     """Change a user's role: their user tokens follow at once."""
-    row = ApiClient("tokens", token).put(f"/v1/users/{user_id}/role", json={"role": role})
-    print_json(row) if as_json else console.print(f"{row['id']} is now {row['role']}")
+    path = f"/v1/users/{user_id}/role"
+    row = ApiClient("tokens", token).typed(UserRead, "PUT", path, json={"role": role})
+    print_model(row) if as_json else console.print(f"{row.id} is now {row.role.value}")
 
 
 # -- bootstrap ----------------------------------------------------------------------------
@@ -249,7 +264,7 @@ def admin_bootstrap(
         print_json(body)
         return
     console.print(f"owner {body['user']['id']} ({body['user']['email']}) created")
-    _show_secret(body, as_json=False)
+    _show_secret(TokenSecret.model_validate(body), as_json=False)
     console.print("export ALERTYARD_TOKEN=<the secret above> to use it with this CLI")
 
 

@@ -31,7 +31,6 @@ from services.console.security import add_security_headers
 from services.console.sessions import SessionStore
 from services.console.viewer import SESSION_COOKIE, SignInRequired
 from services.console.views import STATIC_DIR, render
-from services.tokens.validator import RedisTokenValidator
 from shared.auth import redact_tokens
 from shared.errors import AlertyardError
 from shared.hardening import harden_http
@@ -39,6 +38,7 @@ from shared.http import add_operational_routes, add_request_logging
 from shared.http_auth import FailedAuthLimiter
 from shared.logging import get_logger
 from shared.settings.console import ConsoleSettings
+from shared.tokens.validator import RedisTokenValidator
 
 __all__ = ["create_app", "lifespan"]
 

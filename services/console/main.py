@@ -6,11 +6,11 @@ import asyncio
 
 from services.console.app import create_app
 from services.console.backend import Backend
-from services.tokens.validator import build_validator
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
 from shared.serving import exit_unless_secure, http_server, stop_on_signals
 from shared.settings import ConsoleSettings, TokensSettings
+from shared.tokens.validator import build_validator
 
 __all__ = ["serve"]
 

@@ -11,6 +11,7 @@ from services.router.decisions import DecisionStore
 from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
 from services.rules.control.api import build_rules_api
+from shared.api_docs import serve_docs_offline
 from shared.auth import TokenValidator
 from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
@@ -39,6 +40,7 @@ def build_app(
     app.state.rules_store = rules_store
     app.state.decision_store = decision_store
     app.state.auth_limiter = auth_limiter
+    serve_docs_offline(app)
     install_error_handlers(app)
     harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)

@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Final
 
 from shared.auth import Principal, TokenValidator
 from shared.errors import AlertyardError, UnauthenticatedError
 from shared.logging import get_logger
+from shared.retries import RetryLater, RetryPolicy
 
 __all__ = ["AuthOutcome", "authenticate_batch"]
 
 log = get_logger(__name__)
 
 AuthOutcome = Principal | UnauthenticatedError
+
+AUTH_LOOKUP_RETRY: Final = RetryPolicy(
+    name="token checks the validator could not answer (Redis down)",
+    on=RetryLater,
+    wait_initial=0.05,
+    wait_max=5.0,  # the caller's max_backoff_s replaces it
+    wait_jitter=0.05,
+)
 
 
 async def authenticate_batch(
@@ -38,32 +49,38 @@ async def authenticate_batch(
             misses.append(token)
         else:
             outcomes[token] = principal
-    backoff = 0.05
-    while misses:
-        results = await asyncio.gather(
-            *(validator.authenticate(t) for t in misses), return_exceptions=True
-        )
-        retry: list[str] = []
-        last_error = ""
-        for token, result in zip(misses, results, strict=True):
-            final_error = isinstance(result, UnauthenticatedError) and not result.retriable
-            if isinstance(result, Principal | UnauthenticatedError) and (
-                final_error or isinstance(result, Principal)
-            ):
-                outcomes[token] = result
-            elif isinstance(result, asyncio.CancelledError):
-                raise result
-            else:
-                retry.append(token)
-                last_error = _describe(result)
-        misses = retry
-        if misses:
-            log.warning(
-                "auth_retry", tokens=len(misses), error=last_error, backoff_s=round(backoff, 3)
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
+    if not misses:
+        return outcomes  # the common case: every token cached, no retry machinery at all
+    async for attempt in replace(AUTH_LOOKUP_RETRY, wait_max=max_backoff_s).retrying():
+        with attempt:
+            misses = await _look_up(validator, misses, outcomes)
+            if misses:
+                raise RetryLater
     return outcomes
+
+
+async def _look_up(
+    validator: TokenValidator, misses: list[str], outcomes: dict[str, AuthOutcome]
+) -> list[str]:
+    """One concurrent round of checks; records final outcomes, returns the tokens to retry."""
+    results = await asyncio.gather(
+        *(validator.authenticate(t) for t in misses), return_exceptions=True
+    )
+    retry: list[str] = []
+    last_error = ""
+    for token, result in zip(misses, results, strict=True):
+        if isinstance(result, Principal) or (
+            isinstance(result, UnauthenticatedError) and not result.retriable
+        ):
+            outcomes[token] = result
+        elif isinstance(result, asyncio.CancelledError):
+            raise result
+        else:
+            retry.append(token)
+            last_error = _describe(result)
+    if retry:
+        log.warning("auth_retry", tokens=len(retry), error=last_error)
+    return retry
 
 
 def _describe(error: BaseException) -> str:

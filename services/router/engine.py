@@ -100,6 +100,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._router.assigned = set(assigned)
         self._router.metrics.assigned_partitions.set(len(assigned))
+        if assigned:
+            self._router.partitions_assigned.set()
         log.info(
             "partitions_assigned", partitions=sorted(f"{t.topic}/{t.partition}" for t in assigned)
         )
@@ -123,6 +125,8 @@ class AlertRouter:
         self.metrics = metrics or RouterMetrics()
         self.decisions = decisions
         self.assigned: set[TopicPartition] = set()
+        self.partitions_assigned = asyncio.Event()
+        """Set once the group has given this router partitions (tests await it)."""
         self.batch_lock = asyncio.Lock()
         self._validator = validator
         self._ruleset = ruleset

@@ -15,15 +15,15 @@ from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
-from services.tokens.validator import build_validator
 from shared.http_auth import FailedAuthLimiter
 from shared.kafka import make_producer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import exit_unless_secure, http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, inherited_socket, stop_on_signals
 from shared.settings import RouterSettings, TokensSettings
+from shared.tokens.validator import build_validator
 
 __all__ = ["serve"]
 
@@ -46,10 +46,10 @@ async def run_router(settings: RouterSettings) -> None:
     tokens_settings = TokensSettings(
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers, redis_url=settings.redis_url
     )
-    validator = build_validator(tokens_settings, redis)
+    metrics = RouterMetrics(REGISTRY)  # the process registry: rules gauges live there too
+    validator = build_validator(tokens_settings, redis, metrics=metrics)
     rules_store = RulesStore(redis)
     live = LiveRuleset(rules_store)
-    metrics = RouterMetrics(REGISTRY)  # the process registry: rules gauges live there too
     decision_store = DecisionStore(redis, retention_s=settings.decision_retention_s)
     writer = DecisionWriter(decision_store, max_buffered=settings.decision_buffer_max)
     router = AlertRouter(
@@ -73,6 +73,8 @@ async def run_router(settings: RouterSettings) -> None:
         auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
+    inherited = inherited_socket(settings.http_fd)  # tests hand over a bound socket
+    http_sockets = [inherited] if inherited is not None else None
 
     await validator.start()
     await live.start()
@@ -82,7 +84,7 @@ async def run_router(settings: RouterSettings) -> None:
     tasks = {
         asyncio.create_task(router.run(), name="router"),
         asyncio.create_task(relay.run(), name="rules-outbox-relay"),
-        asyncio.create_task(server.serve(), name="http"),
+        asyncio.create_task(server.serve(sockets=http_sockets), name="http"),
         asyncio.create_task(stop.wait(), name="signal"),
     }
     log.info(

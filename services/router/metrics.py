@@ -11,6 +11,9 @@ __all__ = ["RouterMetrics"]
 
 
 class RouterMetrics:
+    """Also the validator's :class:`shared.tokens.ValidatorMetrics` (authentications, cache),
+    with the same names as the token service's under ``alertyard_router_``."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -63,3 +66,26 @@ class RouterMetrics:
         self.assigned_partitions = Gauge(
             "alertyard_router_assigned_partitions", "Partitions assigned to this router", registry=r
         )
+        self.authentications = Counter(
+            "alertyard_router_authentications",
+            "Full token checks by outcome: ok or the rejection code (token_expired, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.cache_lookups = Counter(
+            "alertyard_router_cache_lookups",
+            "Validator cache lookups by result (hit or miss)",
+            ["result"],
+            registry=r,
+        )
+        # Resolved once: the cache-hit path is measured in microseconds.
+        self._cache_hits = self.cache_lookups.labels(result="hit")
+        self._cache_misses = self.cache_lookups.labels(result="miss")
+
+    # -- shared.tokens.ValidatorMetrics --------------------------------------------------
+
+    def authentication(self, outcome: str) -> None:
+        self.authentications.labels(outcome=outcome).inc()
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        (self._cache_hits if hit else self._cache_misses).inc()

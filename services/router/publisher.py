@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -17,10 +18,24 @@ from aiokafka.structs import RecordMetadata
 from services.router.plan import OutMessage
 from services.router.topics import TopicProvisioner
 from shared.logging import get_logger
+from shared.retries import RetryLater, RetryPolicy
 
 __all__ = ["BatchPublisher", "Pending"]
 
 log = get_logger(__name__)
+
+TOPIC_ENSURE_RETRY: Final = RetryPolicy(
+    name="creating the team topics a batch needs",
+    on=Exception,  # broker unreachable or busy: wait, never route around it
+    wait_initial=0.1,
+    wait_max=5.0,  # the router's publish_retry_max_backoff_s replaces it
+)
+PUBLISH_RETRY: Final = RetryPolicy(
+    name="records the brokers did not acknowledge",
+    on=RetryLater,
+    wait_initial=0.1,
+    wait_max=5.0,  # the router's publish_retry_max_backoff_s replaces it
+)
 
 
 @dataclass(slots=True)
@@ -43,7 +58,8 @@ class BatchPublisher:
     ) -> None:
         self._producer = producer
         self._topics = topics
-        self._max_backoff_s = max_backoff_s
+        self._ensure_retry = replace(TOPIC_ENSURE_RETRY, wait_max=max_backoff_s)
+        self._publish_retry = replace(PUBLISH_RETRY, wait_max=max_backoff_s)
         self.retries = 0
 
     async def publish(self, messages: Sequence[OutMessage]) -> list[RecordMetadata]:
@@ -55,15 +71,14 @@ class BatchPublisher:
         results: list[RecordMetadata | None] = [None] * len(messages)
         if not messages:
             return Pending(results, [], "")
-        backoff = 0.1
-        while True:
-            try:
-                await self._topics.ensure({m.topic for m in messages})
-                break
-            except Exception as exc:  # broker unreachable: wait, never route around it
-                log.warning("topic_ensure_retry", error=repr(exc), backoff_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+        topics = {m.topic for m in messages}
+        async for attempt in self._ensure_retry.retrying():
+            with attempt:
+                try:
+                    await self._topics.ensure(topics)
+                except Exception as exc:  # broker unreachable: wait, never route around it
+                    log.warning("topic_ensure_retry", error=repr(exc))
+                    raise
         futures, failed, error = await self._send(messages, range(len(messages)))
         return Pending(results, futures, error, failed)
 
@@ -72,20 +87,21 @@ class BatchPublisher:
     ) -> list[RecordMetadata]:
         """Wait for every ack of ``pending``; failed records are sent again with backoff."""
         results = pending.results
-        futures, failed, error = pending.futures, list(pending.failed), pending.error
-        backoff = 0.1
-        while True:
-            failed.extend(await self._gather(futures, results))
-            if not failed:
-                break
-            self.retries += len(failed)
-            log.warning(
-                "publish_retry", failed=len(failed), error=error, backoff_s=round(backoff, 3)
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff_s)
-            failed.sort()
-            futures, failed, error = await self._send(messages, failed)
+        failed, error = list(pending.failed), pending.error
+        failed.extend(await self._gather(pending.futures, results))
+        if not failed:
+            return [r for r in results if r is not None]
+        # The rare path: after a backoff, send what failed again and wait for its acks.
+        async for attempt in self._publish_retry.retrying():
+            with attempt:
+                if attempt.num > 1:
+                    failed.sort()
+                    futures, failed, error = await self._send(messages, failed)
+                    failed.extend(await self._gather(futures, results))
+                if failed:
+                    self.retries += len(failed)
+                    log.warning("publish_retry", failed=len(failed), error=error)
+                    raise RetryLater
         return [r for r in results if r is not None]
 
     async def _send(

@@ -15,12 +15,11 @@ field is what the message carries (the router stamps it from a team token at int
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer
@@ -34,6 +33,7 @@ from services.router.rejects import Rejection
 from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
 from services.rules.engine.decision import RoutingDecision
 from services.rules.engine.model import Ruleset
+from shared import durations
 from shared.alert import Alert
 from shared.errors import UnavailableError, ValidationFailedError
 from shared.kafka import make_consumer
@@ -110,22 +110,12 @@ class BacktestRange:
             raise InvalidBacktestRangeError("the start time must be before the end time")
 
 
-_DURATION: Final = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_instant(text: str, *, now: datetime | None = None) -> datetime:
     """An ISO 8601 instant (UTC when it has no offset), or a duration ago: ``90s``, ``2h``."""
-    if match := _DURATION.match(text):
-        ago = timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
-        return (now or datetime.now(UTC)) - ago
     try:
-        instant = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidBacktestRangeError(
-            f"{text!r} is neither an ISO 8601 time nor a duration like 2h"
-        ) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        return durations.parse_instant(text, now=now)
+    except durations.InvalidDurationError as exc:
+        raise InvalidBacktestRangeError(str(exc)) from None
 
 
 # -- the report ------------------------------------------------------------------------------

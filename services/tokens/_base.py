@@ -10,39 +10,47 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from services.tokens import keys
 from services.tokens.errors import ChangeNotRecordedError
-from services.tokens.models import UserRecord
-from services.tokens.permissions import Role
-from services.tokens.token_format import TokenCodec
-from shared.auth import Permission, Principal, TokenKind
+from shared.auth import Permission, Principal
 from shared.errors import ForbiddenError, NotFoundError
-from shared.events import Actor, Event
+from shared.events import Event, actor_of
 from shared.outbox import stage_event
+from shared.retries import RetryPolicy
 from shared.settings.tokens import TokensSettings
+from shared.tokens import keys
+from shared.tokens.permissions import Role
+from shared.tokens.records import UserRecord
+from shared.tokens.token_format import TokenCodec
 
-__all__ = ["EVENT_SOURCE", "Stager", "StoreBase"]
+__all__ = ["EVENT_SOURCE", "Stager", "StoreBase", "utc_now"]
 
 EVENT_SOURCE: Final = "tokens"
-_ATTEMPTS: Final = 8
+TOKEN_CHANGE_RETRY: Final = RetryPolicy(
+    name="a token, user or team change that lost a WATCH race to another change",
+    on=WatchError,
+    wait_initial=0.001,
+    wait_max=0.05,
+    wait_jitter=0.005,  # de-synchronises the writers that collided
+    attempts=8,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 Stager = Callable[[Pipeline], None]
 """Queues a change's writes (and its event) on a MULTI pipeline."""
 
 
-def actor_of(principal: Principal | None) -> Actor:
-    """Who acted, for events: the user and token id, never the secret."""
-    if principal is None:
-        return Actor(kind="system")
-    kind = "user" if principal.kind is TokenKind.user else "token"
-    return Actor(user_id=principal.user_id, token_id=principal.token_id, kind=kind)
-
-
 class StoreBase:
     """Redis access shared by the token, user and team use cases."""
 
-    def __init__(self, redis: Redis, settings: TokensSettings) -> None:
+    def __init__(
+        self, redis: Redis, settings: TokensSettings, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self._redis = redis
+        self._clock = clock
         self._settings = settings
         self._codec = TokenCodec(settings.hmac_secret.get_secret_value().encode())
         self._channel = settings.invalidation_channel
@@ -51,9 +59,9 @@ class StoreBase:
         """True when Redis answers (readiness)."""
         return bool(await self._redis.ping())
 
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC)
+    def _now(self) -> datetime:
+        """Wall time for issue, expiry and sweep decisions (tests pass ``clock=``)."""
+        return self._clock()
 
     async def _transact(
         self, watch: list[str], prepare: Callable[[Pipeline], Awaitable[Stager]]
@@ -65,24 +73,26 @@ class StoreBase:
         written. If Redis fails the EXEC, the change and its event are both missing and the
         caller gets ``change_not_recorded``.
         """
-        for _ in range(_ATTEMPTS):
-            try:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    if watch:
-                        await pipe.watch(*watch)
-                    stage = await prepare(pipe)
-                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                    stage(pipe)
-                    await pipe.execute()
-                    return
-            except WatchError:
-                continue
-            except RedisError as exc:
-                raise ChangeNotRecordedError(
-                    "the change and its audit event could not be recorded; nothing was changed",
-                    error=type(exc).__name__,
-                ) from None
-        raise ChangeNotRecordedError("too many concurrent changes to the same record; try again")
+        try:
+            async for attempt in TOKEN_CHANGE_RETRY.retrying():
+                with attempt:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        if watch:
+                            await pipe.watch(*watch)
+                        stage = await prepare(pipe)
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        stage(pipe)
+                        await pipe.execute()
+                        return
+        except WatchError:
+            raise ChangeNotRecordedError(
+                "too many concurrent changes to the same record; try again"
+            ) from None
+        except RedisError as exc:
+            raise ChangeNotRecordedError(
+                "the change and its audit event could not be recorded; nothing was changed",
+                error=type(exc).__name__,
+            ) from None
 
     def _event(
         self,

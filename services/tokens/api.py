@@ -1,4 +1,4 @@
-"""HTTP API of the token service (FastAPI; OpenAPI at ``/docs`` and ``/openapi.json``).
+"""HTTP API of the token service (mounted by :func:`services.tokens.app.create_app`).
 
 Every endpoint is authorised by a bearer token with the permission named in its summary; the
 service layer then applies the scope rules (own team, own user, no rights beyond the caller's).
@@ -7,7 +7,6 @@ Failed authentication is rate limited per source IP (see ``shared.http_auth``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -19,20 +18,19 @@ from services.tokens.models import (
     IntrospectionResponse,
     TeamRead,
     TokenRead,
+    TokenSecret,
     UserRead,
 )
-from services.tokens.permissions import Role
 from services.tokens.service import TokenService
-from services.tokens.validator import RedisTokenValidator
 from shared.auth import Permission, Principal, TokenKind
+from shared.durations import WholeSeconds
 from shared.errors import UnauthenticatedError, ValidationFailedError
-from shared.hardening import harden_http
-from shared.http import add_operational_routes, add_request_logging, install_error_handlers
-from shared.http_auth import FailedAuthLimiter, require
+from shared.http_auth import require
 from shared.logging import get_logger
-from shared.settings.tokens import TokensSettings
+from shared.tokens.permissions import Role
+from shared.tokens.validator import RedisTokenValidator
 
-__all__ = ["create_app"]
+__all__ = ["add_routes"]
 
 log = get_logger(__name__)
 
@@ -51,24 +49,15 @@ class TokenCreate(BaseModel):
     """Team tokens only."""
     user_id: str | None = None
     """User tokens only; defaults to the caller's user."""
-    expires_in_s: int | None = Field(default=None, ge=60)
+    expires_in_s: WholeSeconds | None = Field(default=None, ge=60)
     """Defaults to the server's default TTL; capped by its maximum."""
 
 
 class TokenRotate(BaseModel):
     model_config = _STRICT
 
-    grace_s: int = Field(default=0, ge=0, le=24 * 3600)
+    grace_s: WholeSeconds = Field(default=0, ge=0, le=24 * 3600)
     """How long the old secret keeps working (at most 24 h)."""
-
-
-class TokenSecret(BaseModel):
-    """A new secret, shown this once."""
-
-    model_config = _STRICT
-
-    secret: str
-    token: TokenRead
 
 
 class TeamCreate(BaseModel):
@@ -102,41 +91,11 @@ UsersWriter = Annotated[Principal, Depends(require(Permission.users_write))]
 TeamsWriter = Annotated[Principal, Depends(require(Permission.teams_write))]
 RulesReader = Annotated[Principal, Depends(require(Permission.rules_read))]
 
-Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
-
-def create_app(
-    *,
-    service: TokenService,
-    validator: RedisTokenValidator,
-    settings: TokensSettings,
-    readiness: Readiness | None = None,
-) -> FastAPI:
-    """The token service's FastAPI app; the caller runs the validator's listener."""
-    app = FastAPI(
-        title="alertyard tokens",
-        version="0.1.0",
-        description="Scoped API tokens (global, team, user), users, teams and roles.",
-    )
-    app.state.validator = validator
-    app.state.auth_limiter = FailedAuthLimiter.from_settings(settings)
-    install_error_handlers(app)
-
-    async def default_readiness() -> dict[str, bool]:
-        try:
-            redis_ok = await service.ping()
-        except Exception:  # readiness reports, it does not raise
-            redis_ok = False
-        return {"redis": redis_ok, "invalidation_listener": validator.listening}
-
-    add_operational_routes(app, readiness=readiness or default_readiness)
-
-    harden_http(app)  # before the request log, so it logs what hardening refused
-    add_request_logging(app)
-
+def add_routes(app: FastAPI, service: TokenService, validator: RedisTokenValidator) -> None:
+    """Mount the token, team and user endpoints on ``app``."""
     _token_routes(app, service, validator)
     _directory_routes(app, service)
-    return app
 
 
 def _token_routes(app: FastAPI, service: TokenService, validator: RedisTokenValidator) -> None:
@@ -254,3 +213,13 @@ async def _token_from_body(request: Request) -> str:
     if not isinstance(token, str) or not token:
         raise ValidationFailedError("send the token to introspect in the 'token' field")
     return token
+
+
+def __getattr__(name: str) -> object:
+    """``create_app`` moved to :mod:`services.tokens.app` (#9); this alias keeps the wave's
+    branches importing it from here working until they are merged."""
+    if name == "create_app":
+        from services.tokens.app import create_app
+
+        return create_app
+    raise AttributeError(name)

@@ -9,16 +9,17 @@ from typing import Final
 
 from redis.asyncio.client import Pipeline
 
-from services.tokens import keys
 from services.tokens._base import Stager, StoreBase, require
-from services.tokens.models import TeamRead, UserRead, UserRecord
-from services.tokens.permissions import Role
+from services.tokens.models import TeamRead, UserRead
 from shared.auth import Permission, Principal
 from shared.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from shared.teams import TEAM_NAME_RE, TEAMS_KEY
+from shared.tokens import keys
+from shared.tokens.permissions import Role
+from shared.tokens.records import UserRecord
 
-__all__ = ["TEAM_NAME_RE", "DirectoryService"]
+__all__ = ["DirectoryService"]
 
-TEAM_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 """Team names become Kafka topic suffixes, so they keep to the topic-safe alphabet."""
 _EMAIL_RE: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
@@ -41,25 +42,25 @@ class DirectoryService(StoreBase):
             )
 
         async def prepare(pipe: Pipeline) -> Stager:
-            if await pipe.sismember(keys.TEAMS, name):
+            if await pipe.sismember(TEAMS_KEY, name):
                 raise ConflictError(f"team {name!r} already exists", team=name)
 
             def stage(p: Pipeline) -> None:
-                p.sadd(keys.TEAMS, name)
+                p.sadd(TEAMS_KEY, name)
                 self._event(p, "team.created", actor, f"team/{name}", {"team": name})
 
             return stage
 
-        await self._transact([keys.TEAMS], prepare)
+        await self._transact([TEAMS_KEY], prepare)
         return TeamRead(name=name)
 
     async def list_teams(self) -> list[TeamRead]:
-        names = await self._redis.smembers(keys.TEAMS)
+        names = await self._redis.smembers(TEAMS_KEY)
         return [TeamRead(name=keys.text(n)) for n in sorted(names)]
 
     async def _check_teams_exist(self, pipe: Pipeline, teams: Iterable[str]) -> None:
         for team in teams:
-            if not await pipe.sismember(keys.TEAMS, team):
+            if not await pipe.sismember(TEAMS_KEY, team):
                 raise NotFoundError(f"no team {team!r}", team=team)
 
     # -- users ---------------------------------------------------------------------------
@@ -86,7 +87,7 @@ class DirectoryService(StoreBase):
             await self._check_teams_exist(pipe, team_set)
             return self._stage_new_user(user, actor)
 
-        await self._transact([email_key, keys.TEAMS], prepare)
+        await self._transact([email_key, TEAMS_KEY], prepare)
         return UserRead(**user.model_dump())
 
     def _stage_new_user(self, user: UserRecord, actor: Principal | None) -> Stager:

@@ -1,56 +1,21 @@
-"""Errors of the token service. Their ``code`` is stable API: the router copies it into
-``alerts.rejected`` reasons and the HTTP API returns it in error bodies."""
+"""Errors of the token service's changes (token check failures: :mod:`shared.tokens.errors`)."""
 
 from __future__ import annotations
 
-from shared.errors import ConflictError, UnauthenticatedError, UnavailableError
+from shared.errors import ConflictError, UnavailableError
 
-__all__ = [
-    "AlreadyBootstrappedError",
-    "AuthUnavailableError",
-    "ChangeNotRecordedError",
-    "TokenExpiredError",
-    "TokenMalformedError",
-    "TokenRevokedError",
-    "TokenUnknownError",
-    "UserDeactivatedError",
-]
+# Deprecated aliases (these moved to shared.tokens.errors in #9), kept so the wave's branches
+# merge; import them from shared.tokens.errors.
+from shared.tokens.errors import (  # noqa: F401
+    AuthUnavailableError,
+    TokenExpiredError,
+    TokenMalformedError,
+    TokenRevokedError,
+    TokenUnknownError,
+    UserDeactivatedError,
+)
 
-
-class TokenMalformedError(UnauthenticatedError):
-    """Wrong prefix, length, alphabet or checksum: rejected before any Redis lookup."""
-
-    code = "token_malformed"
-
-
-class TokenUnknownError(UnauthenticatedError):
-    """Well-formed and correctly checksummed, but no such token is stored."""
-
-    code = "token_unknown"
-
-
-class TokenExpiredError(UnauthenticatedError):
-    code = "token_expired"
-
-
-class TokenRevokedError(UnauthenticatedError):
-    """Revoked, or an old secret whose rotation grace period is over."""
-
-    code = "token_revoked"
-
-
-class UserDeactivatedError(UnauthenticatedError):
-    """A user token whose user has been deactivated."""
-
-    code = "user_deactivated"
-
-
-class AuthUnavailableError(UnauthenticatedError):
-    """Redis did not answer and the token is not cached (fail closed). Retrying may work."""
-
-    code = "auth_unavailable"
-    retriable = True
-    http_status = 503
+__all__ = ["AlreadyBootstrappedError", "ChangeNotRecordedError"]
 
 
 class ChangeNotRecordedError(UnavailableError):

@@ -1,59 +1,7 @@
-"""Redis key layout of the token service (one place, so tools and tests agree)."""
+"""Deprecated alias of :mod:`shared.tokens.keys` (moved in #9).
 
-from __future__ import annotations
+Kept so the wave's branches merge; import from ``shared.tokens.keys`` and delete this module
+once nothing uses it."""
 
-from typing import Final
-
-__all__ = [
-    "BOOTSTRAPPED",
-    "EXPIRY_INDEX",
-    "TEAMS",
-    "TOKENS",
-    "USERS",
-    "text",
-    "token_key",
-    "token_last_used_key",
-    "token_ref",
-    "token_ref_key",
-    "user_email_key",
-    "user_key",
-]
-
-TEAMS: Final = "alertyard:teams"
-"""Set of team names. The rules engine checks unknown teams with SISMEMBER on this key."""
-TOKENS: Final = "alertyard:tokens"
-"""Set of every token id."""
-EXPIRY_INDEX: Final = "alertyard:token_expiry"
-"""Sorted set: token id -> expiry (Unix seconds) for tokens not yet swept."""
-USERS: Final = "alertyard:users"
-BOOTSTRAPPED: Final = "alertyard:bootstrapped"
-
-
-def token_key(token_id: str) -> str:
-    return f"alertyard:token:{token_id}"
-
-
-def token_last_used_key(token_id: str) -> str:
-    return f"alertyard:token:{token_id}:last_used"
-
-
-def token_ref_key(digest_hex: str) -> str:
-    """Lookup from the HMAC of a secret to its token (``token_id|user_id``)."""
-    return f"alertyard:token_ref:{digest_hex}"
-
-
-def token_ref(token_id: str, user_id: str | None) -> bytes:
-    return f"{token_id}|{user_id or ''}".encode()
-
-
-def user_key(user_id: str) -> str:
-    return f"alertyard:user:{user_id}"
-
-
-def user_email_key(email: str) -> str:
-    return f"alertyard:user_email:{email}"
-
-
-def text(value: bytes | str) -> str:
-    """A Redis reply as text (the clients return bytes; redis-py types allow str too)."""
-    return value.decode() if isinstance(value, bytes) else value
+from shared.tokens.keys import *  # noqa: F403  # a re-export, not a second declaration
+from shared.tokens.keys import __all__ as __all__

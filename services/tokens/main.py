@@ -1,26 +1,23 @@
-"""``alertyard serve tokens``: the HTTP API, the invalidation listener, the outbox relay to the
-audit topic and the periodic expiry sweep, in one process."""
+"""``alertyard serve tokens``: the HTTP API and its lifespan (invalidation listener, outbox
+relay to the audit topic, expiry sweep) in one process; SIGTERM/SIGINT stop them all."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
+import socket
 
-import uvicorn
-
-from services.tokens._base import EVENT_SOURCE
-from services.tokens.api import create_app
-from services.tokens.service import TokenService
-from services.tokens.validator import build_validator
-from shared.kafka import ensure_topics, make_producer, wait_for_kafka
+from services.tokens.app import create_app, lifespan
 from shared.logging import configure_logging, get_logger
-from shared.outbox import OutboxRelay
-from shared.redis import make_redis
-from shared.serving import exit_unless_secure
+from shared.serving import (
+    exit_unless_secure,
+    http_server,
+    inherited_socket,
+    run_until_stopped,
+    stop_on_signals,
+)
 from shared.settings.tokens import TokensSettings, load
 
-__all__ = ["serve"]
+__all__ = ["run", "serve"]
 
 log = get_logger(__name__)
 
@@ -33,59 +30,23 @@ def serve() -> None:
     asyncio.run(run(settings))
 
 
-async def _sweep(service: TokenService, interval_s: float) -> None:
-    while True:
-        try:
-            expired = await service.expire_due_tokens()
-            if expired:
-                log.info("tokens_expired", count=expired)
-        except Exception as exc:  # an outage: the next sweep tries again
-            log.warning("token_expiry_sweep_failed", error=type(exc).__name__)
-        await asyncio.sleep(interval_s)
-
-
-async def run(settings: TokensSettings) -> None:
-    redis = make_redis(settings.redis_url)
-    validator = build_validator(settings, redis)
-    service = TokenService(redis, settings)
-    await wait_for_kafka(settings.kafka_bootstrap_servers)
-    await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        [settings.topics.audit],
-        partitions=settings.topics.partitions,
-        replication_factor=settings.topics.replication_factor,
-    )
-    producer = make_producer(settings.kafka_bootstrap_servers)
-    await producer.start()
-    relay = OutboxRelay(
-        redis,
-        producer,
-        source=EVENT_SOURCE,
-        topic=settings.topics.audit,
-        owner=f"tokens-{os.getpid()}",
-    )
-    await validator.start()
-    tasks = [
-        asyncio.create_task(relay.run(), name="outbox-relay"),
-        asyncio.create_task(_sweep(service, settings.expiry_sweep_interval_s), name="sweep"),
-    ]
-    app = create_app(service=service, validator=validator, settings=settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+async def run(
+    settings: TokensSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until ``stop`` is set (default: SIGTERM/SIGINT) or the server fails; on ``sock``
+    when given (else the inherited ``http_fd``, else ``http_host``/``http_port``)."""
+    stop = stop or stop_on_signals()
+    async with lifespan(settings) as runtime:
+        app = create_app(
+            service=runtime.service,
+            validator=runtime.validator,
+            settings=settings,
+            metrics=runtime.metrics,
         )
-    )
-    log.info("tokens_service_started", host=settings.http_host, port=settings.http_port)
-    try:
-        await server.serve()
-    finally:
-        relay.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await validator.stop()
-        await producer.stop()
-        await redis.aclose()
-        log.info("tokens_service_stopped")
+        server = http_server(app, host=settings.http_host, port=settings.http_port)
+        sock = sock or inherited_socket(settings.http_fd)
+        await run_until_stopped(server, stop, sock=sock, service="tokens")
+    log.info("tokens_service_stopped")

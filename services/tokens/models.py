@@ -1,48 +1,26 @@
-"""Records stored in Redis and the shapes the service and API hand out.
-
-Families follow ``XRecord`` (stored, may hold hashes) -> ``XRead`` (safe to show).
-"""
+"""The shapes the token service and its API hand out (the stored records are in
+:mod:`shared.tokens.records`). Families follow ``XRecord`` (stored, may hold hashes) ->
+``XRead`` (safe to show)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.tokens.permissions import Role
 from shared.auth import Permission, TokenKind
+from shared.tokens.records import TokenRecord, TokenStatus, UserRecord  # noqa: F401  # TokenRecord: deprecated alias (#9)
 
 __all__ = [
     "CreatedToken",
     "IntrospectionResponse",
     "TeamRead",
     "TokenRead",
-    "TokenRecord",
-    "TokenStatus",
+    "TokenSecret",
     "UserRead",
-    "UserRecord",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-
-class TokenStatus(StrEnum):
-    active = "active"
-    expired = "expired"
-    revoked = "revoked"
-
-
-class UserRecord(BaseModel):
-    model_config = _FROZEN
-
-    id: str
-    email: str
-    role: Role
-    teams: frozenset[str] = frozenset()
-    active: bool = True
-    created_at: datetime
-    deactivated_at: datetime | None = None
 
 
 class UserRead(UserRecord):
@@ -53,42 +31,6 @@ class TeamRead(BaseModel):
     model_config = _FROZEN
 
     name: str
-
-
-class TokenRecord(BaseModel):
-    """A token as stored. Holds HMAC digests of secrets, never a secret."""
-
-    model_config = _FROZEN
-
-    id: str
-    kind: TokenKind
-    name: str
-    description: str = ""
-    permissions: frozenset[Permission] = frozenset()
-    """Global tokens: the chosen subset. Team tokens: the team-resource set. User tokens: empty
-    (they follow the user's current role at every check)."""
-    team: str | None = None
-    user_id: str | None = None
-    created_by_user: str | None = None
-    created_by_token: str | None = None
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None = None
-    expired_at: datetime | None = None
-    """Set by the expiry sweep when it emitted ``token.expired``."""
-    rotated_at: datetime | None = None
-    digest: str
-    """Hex HMAC-SHA256 of the current secret."""
-    previous_digest: str | None = None
-    """Hex HMAC of the secret replaced by the last rotation (valid until ``previous_until``)."""
-    previous_until: datetime | None = None
-
-    def status(self, now: datetime) -> TokenStatus:
-        if self.revoked_at is not None:
-            return TokenStatus.revoked
-        if self.expires_at <= now:
-            return TokenStatus.expired
-        return TokenStatus.active
 
 
 class TokenRead(BaseModel):
@@ -122,6 +64,15 @@ class CreatedToken(BaseModel):
 
     raw: str = Field(repr=False)
     """The secret token. Shown once; only its HMAC is kept."""
+    token: TokenRead
+
+
+class TokenSecret(BaseModel):
+    """A new secret, shown this once."""
+
+    model_config = _FROZEN
+
+    secret: str = Field(repr=False)
     token: TokenRead
 
 

@@ -1,37 +1,7 @@
-"""How a stored token (and, for user tokens, its user) becomes the principal of a request."""
+"""Deprecated alias of :mod:`shared.tokens.principals` (moved in #9).
 
-from __future__ import annotations
+Kept so the wave's branches merge; import from ``shared.tokens.principals`` and delete this module
+once nothing uses it."""
 
-from services.tokens.errors import UserDeactivatedError
-from services.tokens.models import TokenRecord, UserRecord
-from services.tokens.permissions import ROLE_PERMISSIONS
-from shared.auth import Principal, TokenKind
-
-__all__ = ["principal_for"]
-
-
-def principal_for(token: TokenRecord, user: UserRecord | None) -> Principal:
-    """The effective rights of ``token`` now; user tokens follow the user's current role."""
-    if token.kind is TokenKind.global_:
-        return Principal(
-            token_id=token.id, kind=token.kind, permissions=token.permissions, is_admin=True
-        )
-    if token.kind is TokenKind.team:
-        team = token.team or ""
-        return Principal(
-            token_id=token.id,
-            kind=token.kind,
-            permissions=token.permissions,
-            team=team,
-            teams=frozenset({team}),
-        )
-    if user is None or not user.active:
-        raise UserDeactivatedError("the user of this token is deactivated", token_id=token.id)
-    return Principal(
-        token_id=token.id,
-        kind=token.kind,
-        permissions=ROLE_PERMISSIONS[user.role],
-        user_id=user.id,
-        teams=user.teams,
-        is_admin=user.role.is_admin,
-    )
+from shared.tokens.principals import *  # noqa: F403  # a re-export, not a second declaration
+from shared.tokens.principals import __all__ as __all__

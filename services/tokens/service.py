@@ -8,29 +8,24 @@ principal can never mint a credential with rights it does not hold itself.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from services.tokens import keys
-from services.tokens._base import Stager, require
+from services.tokens._base import Stager, require, utc_now
 from services.tokens.directory import DirectoryService
 from services.tokens.errors import AlreadyBootstrappedError
-from services.tokens.models import (
-    CreatedToken,
-    TokenRead,
-    TokenRecord,
-    TokenStatus,
-    UserRead,
-    UserRecord,
-)
-from services.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
+from services.tokens.models import CreatedToken, TokenRead, UserRead
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from shared.settings.tokens import TokensSettings
+from shared.teams import TEAMS_KEY
+from shared.tokens import keys
+from shared.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
+from shared.tokens.records import TokenRecord, TokenStatus, UserRecord
 
 __all__ = ["TokenService"]
 
@@ -48,8 +43,11 @@ def _new_token_id() -> str:
 class TokenService(DirectoryService):
     """Tokens, users and teams in Redis. Methods take keyword arguments only."""
 
-    def __init__(self, redis: Redis, settings: TokensSettings) -> None:
-        super().__init__(redis, settings)
+    def __init__(
+        self, redis: Redis, settings: TokensSettings, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        """``clock``: wall time for issue, expiry and sweep decisions (tests pass their own)."""
+        super().__init__(redis, settings, clock=clock)
 
     # -- bootstrap -----------------------------------------------------------------------
 
@@ -153,7 +151,7 @@ class TokenService(DirectoryService):
                     _must_hold(actor, ROLE_PERMISSIONS[user.role])
             return self._stage_new_token(record, actor)
 
-        watch = [keys.TEAMS] if team else [keys.user_key(user_id)] if user_id else []
+        watch = [TEAMS_KEY] if team else [keys.user_key(user_id)] if user_id else []
         await self._transact(watch, prepare)
         return CreatedToken(raw=raw, token=_read(record, None))
 

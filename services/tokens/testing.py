@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from services.tokens import keys
-from services.tokens.permissions import ALL_PERMISSIONS, Role
 from services.tokens.service import TokenService
-from services.tokens.validator import build_validator
 from shared.auth import Permission, Principal, TokenKind
 from shared.settings.tokens import TokensSettings
+from shared.teams import TEAMS_KEY
+from shared.tokens import keys
+from shared.tokens.permissions import ALL_PERMISSIONS, Role
+from shared.tokens.validator import build_validator
 
 __all__ = ["issue_token", "test_settings"]
 
@@ -56,7 +57,7 @@ async def issue_token(
     service = TokenService(redis, settings)
     kind = TokenKind(kind)
     wanted = set(teams) | ({team} if team else set())
-    existing = {keys.text(t) for t in await redis.smembers(keys.TEAMS)}
+    existing = {keys.text(t) for t in await redis.smembers(TEAMS_KEY)}
     for name in sorted(wanted - existing):
         await service.create_team(name=name, actor=None)
     if kind is TokenKind.global_:

@@ -60,3 +60,6 @@ class CommonSettings(BaseSettings):
         default=["127.0.0.1/32", "::1/128"], validation_alias="ALERTYARD_TRUSTED_PROXIES"
     )
     """Networks (CIDR) of the proxies whose ``trusted_proxy_header`` is believed (JSON list)."""
+    http_fd: int | None = Field(default=None, validation_alias="ALERTYARD_HTTP_FD")
+    """A listening socket inherited from the parent process (tests, socket activation); when
+    set, the service serves HTTP on it instead of binding ``http_host``/``http_port``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.durations import DurationSeconds, WholeSeconds
 from shared.settings._common import CommonSettings
 
 __all__ = ["RouterSettings"]
@@ -21,7 +22,7 @@ class RouterSettings(CommonSettings):
     batch_max_records: int = Field(default=500, ge=1)
     batch_timeout_ms: int = Field(default=50, ge=1)
     """Longest wait for a batch to fill before routing what has arrived."""
-    decision_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    decision_retention_s: WholeSeconds = Field(default=7 * 24 * 3600, ge=60)
     """How long alert lookups (``GET /v1/alerts/{id}``) keep a routing decision."""
     decision_buffer_max: int = Field(default=100_000, ge=1)
     """Decisions held in memory while Redis is unreachable; the oldest go first past this."""
@@ -31,7 +32,7 @@ class RouterSettings(CommonSettings):
     """Replication of team topics created on demand (default: the common topic setting)."""
     provision_teams: list[str] = Field(default_factory=list)
     """Teams whose topics are created at start-up, before any alert needs them."""
-    publish_retry_max_backoff_s: float = Field(default=5.0, gt=0)
+    publish_retry_max_backoff_s: DurationSeconds = Field(default=5.0, gt=0)
     """Ceiling of the exponential backoff between retries of failed publishes."""
     pipeline_depth: int = Field(default=4, ge=1, le=16)
     """Batches handed to the producer whose acks are still awaited (overlaps I/O and CPU)."""
@@ -41,7 +42,7 @@ class RouterSettings(CommonSettings):
     producer_linger_ms: int = Field(default=0, ge=0)
     """A batch's records are handed to the producer together, so they share requests without
     lingering; a linger only adds latency here."""
-    shutdown_drain_s: float = Field(default=30.0, gt=0)
+    shutdown_drain_s: DurationSeconds = Field(default=30.0, gt=0)
     """How long shutdown waits for the batch in hand to be published and committed."""
 
 

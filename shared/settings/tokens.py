@@ -7,6 +7,7 @@ from typing import Final
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from shared.durations import DurationSeconds, WholeSeconds
 from shared.errors import InsecureSettingsError
 from shared.settings._common import CommonSettings
 
@@ -32,21 +33,23 @@ class TokensSettings(CommonSettings):
     allow_dev_hmac_secret: bool = False
     """Development only: accept the built-in (public) secret or a short one. With it, anyone
     who reads this repository can compute token hashes and forge checksums."""
-    default_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    default_ttl_s: WholeSeconds = Field(default=30 * 24 * 3600, ge=60)
     """Expiry of a token created without an explicit one."""
-    max_ttl_s: int = Field(default=365 * 24 * 3600, ge=60)
+    max_ttl_s: WholeSeconds = Field(default=365 * 24 * 3600, ge=60)
     """Longest expiry a token may be given."""
-    max_rotation_grace_s: int = Field(default=24 * 3600, ge=0, le=24 * 3600)
+    max_rotation_grace_s: WholeSeconds = Field(default=24 * 3600, ge=0, le=24 * 3600)
     """Longest time the old secret keeps working after a rotation (never more than 24 h)."""
-    cache_ttl_s: float = Field(default=5.0, ge=0)
+    cache_ttl_s: DurationSeconds = Field(default=5.0, ge=0)
     """How long a validated token stays in a process's cache (invalidated early via pub/sub)."""
-    redis_down_grace_s: float = Field(default=30.0, ge=0)
+    redis_down_grace_s: DurationSeconds = Field(default=30.0, ge=0)
     """How long cached tokens keep working while Redis is unreachable (fail closed after)."""
-    last_used_throttle_s: float = Field(default=60.0, ge=0)
+    cache_max_entries: int = Field(default=100_000, ge=1)
+    """Validated tokens a process keeps cached; past this the least recently used go first."""
+    last_used_throttle_s: DurationSeconds = Field(default=60.0, ge=0)
     """At most one ``last_used_at`` write per token per this many seconds, per process."""
     invalidation_channel: str = "alertyard:tokens:invalidate"
     """Redis pub/sub channel that tells every validator to drop cached principals."""
-    expiry_sweep_interval_s: float = Field(default=30.0, gt=0)
+    expiry_sweep_interval_s: DurationSeconds = Field(default=30.0, gt=0)
     """How often ``serve`` looks for tokens past their expiry and emits ``token.expired``."""
 
     def check_hmac_secret(self) -> None:

@@ -11,21 +11,35 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ROOT", "free_port", "start_service", "wait_ready"]
+from shared.serving import listen_socket
+
+__all__ = ["ROOT", "free_port", "listen_socket", "start_service", "wait_ready"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now, but that another process may
+    take before the caller binds it. Prefer :func:`listen_socket` and ``start_service(sock=)``;
+    this remains for services that cannot take an inherited socket yet."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def start_service(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``alertyard serve <name>`` with ``env``, its output appended to ``log``."""
+def start_service(
+    name: str, env: dict[str, str], log: Path, *, sock: socket.socket | None = None
+) -> subprocess.Popen[bytes]:
+    """``alertyard serve <name>`` with ``env``, its output appended to ``log``.
+
+    With ``sock`` (from :func:`listen_socket`, held by the test) the service serves HTTP on that
+    socket (``ALERTYARD_HTTP_FD``), so a restarted service gets the same port back and no other
+    process can take it in between."""
+    fds: tuple[int, ...] = ()
+    if sock is not None:
+        env = {**env, "ALERTYARD_HTTP_FD": str(sock.fileno())}
+        fds = (sock.fileno(),)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "serve", name],
@@ -33,6 +47,7 @@ def start_service(name: str, env: dict[str, str], log: Path) -> subprocess.Popen
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            pass_fds=fds,
         )
 
 

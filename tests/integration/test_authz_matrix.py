@@ -35,14 +35,14 @@ from services.router.decisions import Decision, DecisionStore, Placement
 from services.router.metrics import RouterMetrics
 from services.rules.control.store import RulesStore
 from services.rules.engine.model import parse_ruleset
-from services.tokens import keys
-from services.tokens.api import create_app as create_tokens_app
-from services.tokens.models import TokenRecord
-from services.tokens.permissions import Role
+from services.tokens.app import create_app as create_tokens_app
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission, Principal, TokenKind
+from shared.tokens import keys
+from shared.tokens.permissions import Role
+from shared.tokens.records import TokenRecord
+from shared.tokens.validator import build_validator
 from tests.integration.router._harness import StaticRuleset
 
 pytestmark = pytest.mark.redis

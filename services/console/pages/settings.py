@@ -16,8 +16,8 @@ from services.console.sessions import SessionStore
 from services.console.viewer import CurrentViewer, Viewer
 from services.console.views import render
 from services.tokens.models import TeamRead, TokenRead, UserRead
-from services.tokens.permissions import Role
 from shared.auth import Permission, TokenKind
+from shared.tokens.permissions import Role
 
 __all__ = ["EXPIRY_CHOICES", "GRACE_CHOICES", "build_settings_pages"]
 

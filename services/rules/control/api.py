@@ -18,6 +18,19 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.rules.control.authz import default_scope, fill_scopes
+from services.rules.control.schemas import (
+    CaseReport,
+    ChangeReport,
+    Deleted,
+    Explanation,
+    LintFinding,
+    LintReport,
+    RuleEnvelope,
+    RulesetDiff,
+    RulesetRead,
+    SourceChange,
+    SourcesRead,
+)
 from services.rules.control.store import ChangeResult, RulesStore
 from services.rules.engine.diff import render_diff
 from services.rules.engine.documents import load_cases, load_document, parse_alert
@@ -91,24 +104,34 @@ def _admin_only(principal: Principal) -> None:
         raise ForbiddenError("only admins assign alert sources to teams")
 
 
-def _change_body(result: ChangeResult, *, dry_run: bool) -> dict[str, Any]:
-    return {
-        "applied": result.applied,
-        "dry_run": dry_run,
-        "version": result.version,
-        "diff": result.diff,
-        "diff_text": render_diff(result.diff),
-    }
+def _change_body(result: ChangeResult, *, dry_run: bool) -> ChangeReport:
+    return ChangeReport(
+        applied=result.applied,
+        dry_run=dry_run,
+        version=result.version,
+        diff=RulesetDiff.model_validate(result.diff),
+        diff_text=render_diff(result.diff),
+    )
 
 
 def build_rules_api() -> APIRouter:
+    # Rules leave out unset optional fields, as in the YAML documents.
     router = APIRouter(prefix="/v1/rules", tags=["rules"])
 
-    @router.get("", summary="List the rules in evaluation order")
-    async def list_rules(request: Request, _: Reader) -> dict[str, Any]:
-        return (await _store(request).get_ruleset()).dump()
+    @router.get("", summary="List the rules in evaluation order", response_model_exclude_none=True)
+    async def list_rules(request: Request, _: Reader) -> RulesetRead:
+        ruleset = await _store(request).get_ruleset()
+        sources = {token_id: list(teams) for token_id, teams in ruleset.sources.items()}
+        return RulesetRead(
+            version=ruleset.version, rules=list(ruleset.rules), sources=sources or None
+        )
 
-    @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a rule")
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        summary="Create a rule",
+        response_model_exclude_none=True,
+    )
     async def create_rule(
         request: Request,
         principal: Writer,
@@ -117,21 +140,25 @@ def build_rules_api() -> APIRouter:
         position: Annotated[
             int | None, Query(ge=0, description="Insert here (default: at the end).")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> RuleEnvelope:
         raw = {k: v for k, v in body.items() if k not in ("id", "position")}
         rule = parse_rule({"scope": default_scope(principal).value, **raw})
         created, version = await _store(request).create_rule(
             rule, position=position, principal=principal, expected_version=expected_version
         )
-        return {"rule": created.dump(), "version": version}
+        return RuleEnvelope(rule=created, version=version)
 
-    @router.post("/apply", summary="Apply a whole ruleset (YAML or JSON) with a diff")
+    @router.post(
+        "/apply",
+        summary="Apply a whole ruleset (YAML or JSON) with a diff",
+        response_model_exclude_none=True,
+    )
     async def apply_ruleset(
         request: Request,
         principal: Writer,
         dry_run: Annotated[bool, Query(description="Only compute the diff.")] = False,
         expected_version: ExpectedVersion = None,
-    ) -> dict[str, Any]:
+    ) -> ChangeReport:
         data = load_document(await request.body())
         if not isinstance(data, dict) or "rules" not in data:
             raise InvalidDocumentError("send a mapping with a 'rules' list (YAML or JSON)")
@@ -150,13 +177,15 @@ def build_rules_api() -> APIRouter:
         )
         return _change_body(result, dry_run=dry_run)
 
-    @router.post("/reorder", summary="Put every rule in a new order")
+    @router.post(
+        "/reorder", summary="Put every rule in a new order", response_model_exclude_none=True
+    )
     async def reorder(
         request: Request,
         principal: Writer,
         body: Annotated[dict[str, list[str]], Body(examples=[{"rules": ["id-or-name", "..."]}])],
         expected_version: ExpectedVersion = None,
-    ) -> dict[str, Any]:
+    ) -> ChangeReport:
         if "rules" not in body:
             raise InvalidDocumentError("send {'rules': [every rule id or name, in order]}")
         result = await _store(request).reorder(
@@ -165,19 +194,20 @@ def build_rules_api() -> APIRouter:
         return _change_body(result, dry_run=False)
 
     @router.post("/explain", summary="Which rules an alert matches, condition by condition")
-    async def explain_alert(request: Request, _: Reader, body: JsonBody) -> dict[str, Any]:
+    async def explain_alert(request: Request, _: Reader, body: JsonBody) -> Explanation:
         alert = parse_alert(body.get("alert", body))
-        return explain(await _candidate(request, body), alert, await _source(request, body))
+        explanation = explain(await _candidate(request, body), alert, await _source(request, body))
+        return Explanation.model_validate(explanation)
 
     @router.post("/test", summary="Check alerts against expected teams (like amtool test)")
-    async def run_test_cases(request: Request, _: Reader, body: JsonBody) -> dict[str, Any]:
+    async def run_test_cases(request: Request, _: Reader, body: JsonBody) -> CaseReport:
         cases = load_cases({k: v for k, v in body.items() if k != "rules"})
-        return run_cases(await _candidate(request, body), cases)
+        return CaseReport.model_validate(run_cases(await _candidate(request, body), cases))
 
     @router.post("/lint", summary="Static checks: dead, shadowed, unreachable rules, teams")
     async def lint_rules(
         request: Request, _: Reader, body: Annotated[dict[str, Any] | None, Body()] = None
-    ) -> dict[str, Any]:
+    ) -> LintReport:
         ruleset = await _candidate(request, body or {})
         store = _store(request)
         findings = lint(
@@ -185,17 +215,17 @@ def build_rules_api() -> APIRouter:
             teams=await store.known_teams(),
             source_owners=await store.teams_with_sources(ruleset),
         )
-        return {
-            "ok": not any(f["severity"] == "error" for f in findings),
-            "ruleset_version": ruleset.version,
-            "findings": findings,
-        }
+        return LintReport(
+            ok=not any(f["severity"] == "error" for f in findings),
+            ruleset_version=ruleset.version,
+            findings=[LintFinding.model_validate(f) for f in findings],
+        )
 
     @router.get("/sources", summary="Alert sources (token ids) assigned to teams")
-    async def list_sources(request: Request, _: Reader) -> dict[str, Any]:
+    async def list_sources(request: Request, _: Reader) -> SourcesRead:
         ruleset = await _store(request).get_ruleset()
         sources = {token_id: list(teams) for token_id, teams in ruleset.sources.items()}
-        return {"version": ruleset.version, "sources": sources}
+        return SourcesRead(version=ruleset.version, sources=sources)
 
     @router.put("/sources/{token_id}", summary="Assign a source to teams (admins only)")
     async def assign_source(
@@ -204,16 +234,16 @@ def build_rules_api() -> APIRouter:
         token_id: TokenIdPath,
         body: SourceAssignment,
         expected_version: ExpectedVersion = None,
-    ) -> dict[str, Any]:
+    ) -> SourceChange:
         _admin_only(principal)
         result = await _store(request).assign_source(
             token_id, body.teams, principal=principal, expected_version=expected_version
         )
-        return {
-            **_change_body(result, dry_run=False),
-            "token_id": token_id,
-            "teams": list(result.after.sources.get(token_id, ())),
-        }
+        return SourceChange(
+            **dict(_change_body(result, dry_run=False)),
+            token_id=token_id,
+            teams=list(result.after.sources.get(token_id, ())),
+        )
 
     @router.delete("/sources/{token_id}", summary="Remove a source's assignment (admins only)")
     async def unassign_source(
@@ -221,26 +251,32 @@ def build_rules_api() -> APIRouter:
         principal: Writer,
         token_id: TokenIdPath,
         expected_version: ExpectedVersion = None,
-    ) -> dict[str, Any]:
+    ) -> SourceChange:
         _admin_only(principal)
         result = await _store(request).assign_source(
             token_id, [], principal=principal, expected_version=expected_version
         )
-        return {**_change_body(result, dry_run=False), "token_id": token_id, "teams": []}
+        return SourceChange(
+            **dict(_change_body(result, dry_run=False)), token_id=token_id, teams=[]
+        )
 
-    @router.get("/{ref}", summary="One rule by id or name")
-    async def get_rule(request: Request, _: Reader, ref: str) -> dict[str, Any]:
+    @router.get("/{ref}", summary="One rule by id or name", response_model_exclude_none=True)
+    async def get_rule(request: Request, _: Reader, ref: str) -> RuleEnvelope:
         rule, version = await _store(request).get_rule(ref)
-        return {"rule": rule.dump(), "version": version}
+        return RuleEnvelope(rule=rule, version=version)
 
-    @router.put("/{ref}", summary="Replace a rule (keeps its id and position)")
+    @router.put(
+        "/{ref}",
+        summary="Replace a rule (keeps its id and position)",
+        response_model_exclude_none=True,
+    )
     async def update_rule(
         request: Request,
         principal: Writer,
         ref: str,
         body: Annotated[dict[str, Any], Body(examples=[_RULE_EXAMPLE])],
         expected_version: ExpectedVersion = None,
-    ) -> dict[str, Any]:
+    ) -> RuleEnvelope:
         raw = {k: v for k, v in body.items() if k not in ("id", "position")}
         if "scope" not in raw:  # unchanged unless stated
             stored, _ = await _store(request).get_rule(ref)
@@ -249,15 +285,15 @@ def build_rules_api() -> APIRouter:
         updated, version = await _store(request).update_rule(
             ref, rule, principal=principal, expected_version=expected_version
         )
-        return {"rule": updated.dump(), "version": version}
+        return RuleEnvelope(rule=updated, version=version)
 
     @router.delete("/{ref}", summary="Delete a rule")
     async def delete_rule(
         request: Request, principal: Writer, ref: str, expected_version: ExpectedVersion = None
-    ) -> dict[str, Any]:
+    ) -> Deleted:
         version = await _store(request).delete_rule(
             ref, principal=principal, expected_version=expected_version
         )
-        return {"deleted": ref, "version": version}
+        return Deleted(deleted=ref, version=version)
 
     return router

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import cast
+from typing import Final, cast
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio.client import PubSub
@@ -18,10 +18,18 @@ from services.rules.control.store import RulesStore, decode_ruleset
 from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
 from shared.errors import UnavailableError
 from shared.logging import get_logger
+from shared.retries import RetryPolicy
 
 __all__ = ["LOADED_VERSION", "RELOAD_FAILURES", "STALE", "LiveRuleset", "RulesNotLoadedError"]
 
 log = get_logger(__name__)
+
+RULES_FOLLOW_RETRY: Final = RetryPolicy(
+    name="following the stored ruleset after a Redis error",
+    on=Exception,  # whatever broke, keep the ruleset in hand and try again
+    wait_initial=0.1,
+    wait_max=5.0,
+)
 
 LOADED_VERSION = Gauge(
     "alertyard_rules_loaded_version", "Version of the compiled ruleset this process routes with"
@@ -52,6 +60,7 @@ class LiveRuleset:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._loaded_event = asyncio.Event()
+        self._changes = asyncio.Condition()
         self.swaps = 0
         """How many times a new version was swapped in (for tests and metrics)."""
 
@@ -100,36 +109,48 @@ class LiveRuleset:
         LOADED_VERSION.set(compiled.version)
         self._loaded_event.set()
         log.info("ruleset_swapped", version=compiled.version, rules=len(compiled.ruleset.rules))
+        await self._announce()
         return True
 
+    async def _announce(self) -> None:
+        async with self._changes:
+            self._changes.notify_all()
+
+    async def next_change(self) -> None:
+        """Return after the next swap or failed refresh (lets tests and tools await the event
+        instead of polling)."""
+        async with self._changes:
+            await self._changes.wait()
+
     async def _run(self) -> None:
-        backoff = 0.1
+        """Follow the stored ruleset; after an outage, resubscribe with backoff (stop cancels)."""
         while not self._stopping.is_set():
-            pubsub: PubSub = self._store.redis.pubsub()
-            try:
-                await pubsub.subscribe(self._store.keys.channel)
+            async for attempt in RULES_FOLLOW_RETRY.retrying():
+                with attempt:
+                    await self._follow()
+
+    async def _follow(self) -> None:
+        """Subscribe to change notices and refresh on each (and periodically) until an error."""
+        pubsub: PubSub = self._store.redis.pubsub()
+        try:
+            await pubsub.subscribe(self._store.keys.channel)
+            await self.refresh()
+            STALE.set(0)
+            while not self._stopping.is_set():
+                # A notice wakes us at once; the timeout is the periodic version check.
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._interval)
                 await self.refresh()
                 STALE.set(0)
-                backoff = 0.1
-                while not self._stopping.is_set():
-                    # A notice wakes us at once; the timeout is the periodic version check.
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._interval)
-                    await self.refresh()
-                    STALE.set(0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # an outage: keep routing with what we have
-                RELOAD_FAILURES.inc()
-                STALE.set(1)
-                log.warning(
-                    "ruleset_refresh_failed",
-                    error=f"{exc.__class__.__name__}: {exc}",
-                    kept_version=self._current.version if self._current else None,
-                    retry_in_s=backoff,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated upstream
+        except Exception as exc:  # an outage: keep routing with what we have
+            RELOAD_FAILURES.inc()
+            STALE.set(1)
+            log.warning(
+                "ruleset_refresh_failed",
+                error=f"{exc.__class__.__name__}: {exc}",
+                kept_version=self._current.version if self._current else None,
+            )
+            await self._announce()
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated upstream

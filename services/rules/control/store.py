@@ -14,15 +14,13 @@ are written together or not at all. An ``expected_version`` that is not the stor
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
@@ -37,20 +35,28 @@ from services.rules.engine.errors import (
 )
 from services.rules.engine.model import Rule, Ruleset, new_rule_id
 from services.rules.engine.scope import AlertSource
-from services.tokens import keys as token_keys
-from services.tokens.models import TokenRecord
 from shared.auth import Principal, TokenKind
-from shared.events import Actor, Event
+from shared.events import Event, actor_of
 from shared.logging import get_logger
 from shared.outbox import stage_event
+from shared.retries import RetryPolicy
+from shared.teams import TEAMS_KEY
+from shared.tokens import keys as token_keys
+from shared.tokens.records import TokenRecord
 
-__all__ = ["EVENT_SOURCE", "TEAMS_KEY", "ChangeResult", "RulesKeys", "RulesStore", "actor_of"]
+__all__ = ["EVENT_SOURCE", "ChangeResult", "RulesKeys", "RulesStore"]
 
 log = get_logger(__name__)
 
 EVENT_SOURCE: Final = "rules"
-TEAMS_KEY: Final = "alertyard:teams"
-"""Set of team names, owned by the token service."""
+RULESET_WATCH_RETRY: Final = RetryPolicy(
+    name="a ruleset change that lost a WATCH race to another change",
+    on=WatchError,
+    wait_initial=0.001,
+    wait_max=0.05,
+    wait_jitter=0.005,  # de-synchronises the writers that collided
+    attempts=20,
+)
 _MAX_EVENT_RULES: Final = 100
 """Beyond this many changed rules an event lists names and ids only (Kafka message size)."""
 
@@ -87,16 +93,6 @@ class ChangeResult:
         return self.after.version if self.applied else self.before.version
 
 
-def actor_of(principal: Principal | None) -> Actor:
-    if principal is None:
-        return Actor(kind="system")
-    return Actor(
-        user_id=principal.user_id,
-        token_id=principal.token_id,
-        kind="user" if principal.user_id else "token",
-    )
-
-
 def decode_ruleset(raw: bytes | str | None) -> Ruleset:
     if raw is None:
         return Ruleset()
@@ -104,7 +100,7 @@ def decode_ruleset(raw: bytes | str | None) -> Ruleset:
 
 
 def encode_ruleset(ruleset: Ruleset) -> bytes:
-    return json.dumps(ruleset.dump(), separators=(",", ":")).encode()
+    return orjson.dumps(ruleset.dump())
 
 
 Mutation = Callable[[Ruleset], tuple[Ruleset, list[tuple[str, str, dict[str, Any]]]]]
@@ -304,61 +300,79 @@ class RulesStore:
         principal: Principal | None,
         expected_version: int | None,
         dry_run: bool = False,
-        attempts: int = 20,
     ) -> ChangeResult:
-        for attempt in range(attempts):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(self.keys.current, self.teams_key)
-                    before = decode_ruleset(cast(bytes | None, await pipe.get(self.keys.current)))
-                    if expected_version is not None and before.version != expected_version:
-                        raise VersionConflictError(
-                            f"the ruleset is at version {before.version}, not {expected_version};"
-                            " re-read it and try again",
-                            current_version=before.version,
-                        )
-                    after, events = mutate(before)
-                    diff = diff_rulesets(before, after)
-                    if principal is not None:
-                        authorize_change(principal, before, after)
-                    members = cast(set[bytes], await pipe.smembers(self.teams_key))
-                    _check_teams(diff, {member.decode() for member in members})
-                    if dry_run or is_empty_diff(diff):
-                        return ChangeResult(before, after, diff, applied=False)
-                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-                    pipe.set(self.keys.current, encode_ruleset(after))
-                    pipe.set(self.keys.version, after.version)
-                    actor = actor_of(principal)
-                    for event_type, subject, data in events:
-                        data = {**data, "version": after.version}
-                        stage_event(
-                            pipe,
-                            Event(
-                                type=event_type,
-                                source=EVENT_SOURCE,
-                                actor=actor,
-                                subject=subject,
-                                data=data,
-                            ),
-                        )
-                    pipe.publish(self.keys.channel, str(after.version))
-                    await pipe.execute()
-                except WatchError:
-                    if expected_version is not None:
-                        raise VersionConflictError(
-                            "the ruleset changed while this change was being made; retry",
-                            expected_version=expected_version,
-                        ) from None
-                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # de-synchronise
-                    continue
-            log.info(
-                "ruleset_changed",
-                version=after.version,
-                events=[event_type for event_type, _, _ in events],
-                token_id=principal.token_id if principal else None,
-            )
-            return ChangeResult(before, after, diff, applied=True)
+        try:
+            async for attempt in RULESET_WATCH_RETRY.retrying():
+                with attempt:
+                    return await self._change_once(
+                        mutate,
+                        principal=principal,
+                        expected_version=expected_version,
+                        dry_run=dry_run,
+                    )
+        except WatchError:
+            pass
         raise VersionConflictError("the ruleset kept changing; retry later")
+
+    async def _change_once(
+        self,
+        mutate: Mutation,
+        *,
+        principal: Principal | None,
+        expected_version: int | None,
+        dry_run: bool,
+    ) -> ChangeResult:
+        """One WATCH/MULTI round; raises ``WatchError`` when another change won the race."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(self.keys.current, self.teams_key)
+                before = decode_ruleset(cast(bytes | None, await pipe.get(self.keys.current)))
+                if expected_version is not None and before.version != expected_version:
+                    raise VersionConflictError(
+                        f"the ruleset is at version {before.version}, not {expected_version};"
+                        " re-read it and try again",
+                        current_version=before.version,
+                    )
+                after, events = mutate(before)
+                diff = diff_rulesets(before, after)
+                if principal is not None:
+                    authorize_change(principal, before, after)
+                members = cast(set[bytes], await pipe.smembers(self.teams_key))
+                _check_teams(diff, {member.decode() for member in members})
+                if dry_run or is_empty_diff(diff):
+                    return ChangeResult(before, after, diff, applied=False)
+                pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                pipe.set(self.keys.current, encode_ruleset(after))
+                pipe.set(self.keys.version, after.version)
+                actor = actor_of(principal)
+                for event_type, subject, data in events:
+                    data = {**data, "version": after.version}
+                    stage_event(
+                        pipe,
+                        Event(
+                            type=event_type,
+                            source=EVENT_SOURCE,
+                            actor=actor,
+                            subject=subject,
+                            data=data,
+                        ),
+                    )
+                pipe.publish(self.keys.channel, str(after.version))
+                await pipe.execute()
+            except WatchError:
+                if expected_version is not None:
+                    raise VersionConflictError(
+                        "the ruleset changed while this change was being made; retry",
+                        expected_version=expected_version,
+                    ) from None
+                raise
+        log.info(
+            "ruleset_changed",
+            version=after.version,
+            events=[event_type for event_type, _, _ in events],
+            token_id=principal.token_id if principal else None,
+        )
+        return ChangeResult(before, after, diff, applied=True)
 
 
 def _find(ruleset: Ruleset, ref: str) -> Rule:

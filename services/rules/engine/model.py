@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.rules.engine.errors import Problem, RulesetInvalidError
 from services.rules.engine.fields import field_error
+from shared.teams import TEAM_NAME_RE
 
 __all__ = [
     "MAX_REGEX_PROGRAM",
@@ -50,8 +51,8 @@ MAX_REGEX_CHARS: Final = 512
 MAX_REGEX_PROGRAM: Final = 2_000
 """Largest compiled RE2 program accepted; bigger patterns are refused as too costly."""
 _REGEX_MAX_MEM: Final = 1 << 20
-TEAM_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-"""Team names double as Kafka topic suffixes, hence the conservative alphabet."""
+TEAM_RE: Final = TEAM_NAME_RE
+"""Team names double as Kafka topic suffixes (declared in :mod:`shared.teams`)."""
 NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

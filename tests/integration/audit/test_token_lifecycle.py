@@ -9,12 +9,12 @@ from redis.asyncio import Redis
 
 from services.audit.app import build_app
 from services.audit.verify import verify_log
-from services.tokens.api import create_app
+from services.tokens.app import create_app
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.outbox import OutboxRelay
+from shared.tokens.validator import build_validator
 from tests.integration.audit.conftest import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]

@@ -17,9 +17,9 @@ from services.console.sessions import SESSION_KEY_PREFIX, SessionStore
 from services.console.viewer import SESSION_COOKIE
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.settings import ConsoleSettings
+from shared.tokens.validator import build_validator
 
 pytestmark = [pytest.mark.redis]
 

@@ -13,10 +13,10 @@ from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import RedisTokenValidator, build_validator
 from shared.auth import Permission
 from shared.redis import make_redis
 from shared.settings import RouterSettings, TokensSettings
+from shared.tokens.validator import RedisTokenValidator, build_validator
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
@@ -136,10 +136,9 @@ async def router_env(kafka_bootstrap: str, redis_url: str) -> AsyncIterator[Rout
     task = asyncio.create_task(router.run())
     sender = AlertSender(kafka_bootstrap, topics.alerts)
     await sender.__aenter__()
-    for _ in range(200):  # the group join takes a few seconds on a fresh group
-        if router.ready:
-            break
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(60):  # the group join takes a few seconds on a fresh group
+        await router.partitions_assigned.wait()
+    assert router.ready
     yield RouterEnv(settings, tokens, redis, validator, router, store, collector, sender, raw)
     await sender.__aexit__()
     await router.stop()

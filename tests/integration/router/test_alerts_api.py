@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from services.router.api import build_alerts_api
 from services.router.decisions import Decision, DecisionRecord, DecisionStore, Placement
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.http import install_error_handlers
+from shared.tokens.validator import build_validator
 
 pytestmark = pytest.mark.redis
 

@@ -12,8 +12,8 @@ from services.router.metrics import RouterMetrics
 from services.rules.control.store import RulesStore
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
+from shared.tokens.validator import build_validator
 from tests.integration.router._harness import StaticRuleset
 
 pytestmark = pytest.mark.redis

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
-from tests.integration._processes import free_port, start_service, wait_ready
+from tests.integration._processes import listen_socket, start_service, wait_ready
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
@@ -54,7 +54,8 @@ async def test_kill_9_mid_stream_loses_nothing(
     token = await seed_rules_and_token(redis, tokens, RULESET)
     settings = router_settings(kafka_bootstrap, redis_url)
     topics = settings.topics
-    port = free_port()
+    sock = listen_socket()  # held for the whole test: restarts serve on the same port
+    port = sock.getsockname()[1]
     env = {
         **os.environ,
         "ALERTYARD_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -66,7 +67,6 @@ async def test_kill_9_mid_stream_loses_nothing(
         "ALERTYARD_TOPIC_AUDIT": topics.audit,
         "ALERTYARD_TOPIC_PARTITIONS": "3",
         "ALERTYARD_ROUTER_GROUP_ID": settings.group_id,
-        "ALERTYARD_ROUTER_HTTP_PORT": str(port),
         "ALERTYARD_ROUTER_BATCH_MAX_RECORDS": "100",
         "ALERTYARD_TOKENS_HMAC_SECRET": tokens.hmac_secret.get_secret_value(),
         "ALERTYARD_LOG_FORMAT": "json",
@@ -74,7 +74,7 @@ async def test_kill_9_mid_stream_loses_nothing(
     collector = Collector(kafka_bootstrap, [topics.team_topic("dba"), topics.team_topic("sre")])
     await collector.start()
     log = tmp_path / "router.log"
-    proc = start_service("router", env, log)
+    proc = start_service("router", env, log, sock=sock)
     try:
         await wait_ready(port, proc)
         ids = [uuid.uuid4().hex for _ in range(TOTAL)]
@@ -95,9 +95,9 @@ async def test_kill_9_mid_stream_loses_nothing(
         producing = asyncio.create_task(produce())
         await collector.wait_for(lambda: sum(collector.counts().values()) >= TOTAL // 4)
         proc.send_signal(signal.SIGKILL)  # mid-stream, no chance to drain or commit
-        proc.wait(timeout=10)
+        await asyncio.to_thread(proc.wait, 10)
         await producing
-        proc = start_service("router", env, log)
+        proc = start_service("router", env, log, sock=sock)
         await wait_ready(port, proc)
 
         def received() -> set[str]:
@@ -130,7 +130,7 @@ async def test_kill_9_mid_stream_loses_nothing(
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(timeout=30)
+            code = await asyncio.to_thread(proc.wait, 30)
         except subprocess.TimeoutExpired:
             proc.kill()
             code = -9

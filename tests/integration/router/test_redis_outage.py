@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +21,9 @@ from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.redis import make_redis
-from tests.integration._processes import free_port
+from shared.tokens.validator import build_validator
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
@@ -54,53 +51,67 @@ RULESET = Ruleset.model_validate(
 
 
 class ThrowawayRedis:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
+    """A redis-server of this test's own on a unix socket in its work dir: no TCP port to race
+    for, and a restart comes back at the same address."""
+
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.socket = workdir / "redis.sock"
+        self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket}?db=0"
 
-    def start(self) -> None:
+    async def start(self) -> None:
         binary = shutil.which("redis-server")
         assert binary is not None, "redis-server is needed for this test"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", "always",
-                "--dir", str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.proc = await asyncio.create_subprocess_exec(
+            binary,
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--dir", str(self.workdir),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ping = subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            )
-            if ping.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise AssertionError("throwaway redis-server did not start")
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(30):  # bounds a wait for the server's own "ready" line
+            while b"ready to accept connections" not in (await self.proc.stdout.readline()).lower():
+                assert not self.proc.stdout.at_eof(), "throwaway redis-server exited"
+        self._drain = asyncio.create_task(self.proc.stdout.read())  # keep the pipe flowing
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()  # SIGKILL: an outage, not a polite shutdown
-            self.proc.wait(timeout=10)
+            await self.proc.wait()
+            await self._drain
+
+
+class AuthAttempts:
+    """Validator metrics that let the test await a given outcome instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, asyncio.Event] = {}
+
+    def event(self, outcome: str) -> asyncio.Event:
+        return self.seen.setdefault(outcome, asyncio.Event())
+
+    def authentication(self, outcome: str) -> None:
+        self.event(outcome).set()
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        pass
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(free_port(), tmp_path)
-    server.start()
+async def own_redis(tmp_path: Path) -> AsyncIterator[ThrowawayRedis]:
+    server = ThrowawayRedis(tmp_path)
+    await server.start()
     yield server
-    server.kill()
+    await server.kill()
 
 
 async def test_redis_restart_during_routing_loses_nothing(
@@ -113,7 +124,8 @@ async def test_redis_restart_during_routing_loses_nothing(
         redis, tokens, kind="global", permissions=[Permission.alerts_publish]
     )
     settings = router_settings(kafka_bootstrap, own_redis.url)
-    validator = build_validator(tokens, redis)
+    attempts = AuthAttempts()
+    validator = build_validator(tokens, redis, metrics=attempts)
     live = LiveRuleset(RulesStore(redis), check_interval_s=0.2)
     store = DecisionStore(redis, retention_s=3600)
     writer = DecisionWriter(store, max_buffered=10_000, timeout_s=0.5)
@@ -141,7 +153,7 @@ async def test_redis_restart_during_routing_loses_nothing(
     try:
         async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
             await send_wave(sender)  # Redis up
-            own_redis.kill()
+            await own_redis.kill()
             await send_wave(sender)  # Redis down: cached ruleset and token keep routing
             assert live.loaded
             assert writer.buffered >= 100  # lookups wait for Redis; routing did not
@@ -150,9 +162,12 @@ async def test_redis_restart_during_routing_loses_nothing(
             late = uuid.uuid4().hex
             ids.append(late)
             await sender.send(alert_body(id=late, service="web"), token=unused, key=late.encode())
-            await asyncio.sleep(1.0)
+            unavailable = attempts.event("auth_unavailable")
+            unavailable.clear()
+            async with asyncio.timeout(30):
+                await unavailable.wait()  # the router tried the token and Redis could not say
             assert late not in received()
-            own_redis.start()
+            await own_redis.start()
             await send_wave(sender)  # Redis back
         for _ in range(100):  # the writer retries with backoff; lookups catch up
             if all([await store.get(i) is not None for i in ids]):

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.tokens import keys
-from services.tokens.models import TokenRecord
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token
-from services.tokens.token_format import TokenCodec
 from shared.alert import MAX_ALERT_BYTES
 from shared.auth import Permission, TokenKind
 from shared.headers import RejectedHeaders
+from shared.tokens import keys
+from shared.tokens.records import TokenRecord
+from shared.tokens.token_format import TokenCodec
 from tests.integration.router._harness import alert_body
 from tests.integration.router.conftest import RouterEnv
 

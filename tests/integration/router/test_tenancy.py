@@ -24,11 +24,11 @@ from services.rules.control.api import build_rules_api
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.redis import make_redis
 from shared.settings import TopicSettings
+from shared.tokens.validator import build_validator
 from tests.integration.router._harness import AlertSender, Collector, alert_body, router_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]

@@ -6,8 +6,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.rules.control.store import TEAMS_KEY
 from services.rules.engine.model import Ruleset, parse_ruleset
+from shared.teams import TEAMS_KEY
 
 TEAMS = ("payments", "platform", "search", "security")
 

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from services.rules.control.api import build_rules_api
 from services.rules.control.store import RulesStore
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.outbox import outbox_key
+from shared.tokens.validator import build_validator
 from tests.integration.rules._fixtures import add_teams, simple_rule
 
 pytestmark = pytest.mark.redis

@@ -21,7 +21,7 @@ from shared.auth import Permission
 from shared.kafka import ensure_topics, make_producer
 
 # The same in-thread uvicorn server the rules CLI round trip uses.
-from tests.integration._processes import free_port
+from tests.integration._processes import listen_socket
 from tests.integration.rules._fixtures import add_teams, simple_rule, two_team_ruleset
 from tests.integration.rules.test_cli_server import _serve
 
@@ -128,8 +128,9 @@ async def test_live_baseline_through_the_router_api(
     token, _ = await issue_token(
         redis, test_settings(redis_url), permissions=[Permission.rules_read]
     )
-    port = free_port()
-    server, thread = _serve(redis_url, port)
+    sock = listen_socket()
+    port = sock.getsockname()[1]
+    server, thread = _serve(redis_url, sock)
     try:
         monkeypatch.setenv("ALERTYARD_ROUTER_URL", f"http://127.0.0.1:{port}")
         monkeypatch.setenv("ALERTYARD_TOKEN", token)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,11 +21,11 @@ from services.rules.control.api import build_rules_api
 from services.rules.control.store import RulesStore
 from services.rules.engine.model import parse_ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.redis import make_redis
-from tests.integration._processes import free_port
+from shared.tokens.validator import build_validator
+from tests.integration._processes import listen_socket
 from tests.integration.rules._fixtures import add_teams
 
 pytestmark = pytest.mark.redis
@@ -34,7 +34,10 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 runner = CliRunner()
 
 
-def _serve(redis_url: str, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+def _serve(redis_url: str, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
+    """The rules API in a thread, on ``sock``: it listens already, so requests made before the
+    app is up wait in the socket's backlog instead of failing (no start-up polling)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_redis(redis_url)  # bound to the server thread's own event loop
@@ -46,21 +49,17 @@ def _serve(redis_url: str, port: int) -> tuple[uvicorn.Server, threading.Thread]
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(build_rules_api())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.02)
     return server, thread
 
 
 @pytest.fixture
 def server_url(redis_url: str) -> Iterator[str]:
-    port = free_port()
-    server, thread = _serve(redis_url, port)
-    yield f"http://127.0.0.1:{port}"
+    sock = listen_socket()
+    server, thread = _serve(redis_url, sock)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
     thread.join(timeout=10)
 

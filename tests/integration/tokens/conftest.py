@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from services.tokens.service import TokenService
 from services.tokens.testing import test_settings
-from services.tokens.validator import RedisTokenValidator, build_validator
 from shared.settings.tokens import TokensSettings
+from shared.tokens.validator import RedisTokenValidator, build_validator
 
 StartValidator = Callable[..., Awaitable[RedisTokenValidator]]
 

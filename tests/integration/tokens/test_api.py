@@ -11,12 +11,12 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.tokens.api import create_app
+from services.tokens.app import create_app
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token
-from services.tokens.validator import RedisTokenValidator, build_validator
 from shared.auth import Permission
 from shared.settings.tokens import TokensSettings
+from shared.tokens.validator import RedisTokenValidator, build_validator
 
 pytestmark = [pytest.mark.redis]
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 from collections.abc import Callable
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.cli.tokens import parse_duration
+from services.cli.tokens import parse_duration  # the CLI wrapper of shared.durations
 from services.tokens.main import run
 from services.tokens.testing import test_settings
-from tests.integration._processes import free_port
+from shared.serving import listen_socket
 
 pytestmark = [pytest.mark.redis, pytest.mark.kafka]
 
@@ -35,7 +34,8 @@ def test_parse_duration() -> None:
 async def test_cli_session(
     redis: Redis, redis_url: str, kafka_bootstrap: str, unique: Callable[[str], str]
 ) -> None:
-    port = free_port()
+    sock = listen_socket()  # bound now and held: no other process can take the port
+    port = sock.getsockname()[1]
     settings = test_settings(redis_url, http_port=port, kafka_bootstrap_servers=kafka_bootstrap)
     settings.topics.audit = unique("audit")
     env = {
@@ -62,13 +62,12 @@ async def test_cli_session(
     )
     assert again.exit_code != 0
 
-    server = asyncio.create_task(run(settings))
+    stop = asyncio.Event()
+    server = asyncio.create_task(run(settings, stop=stop, sock=sock))
     try:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            await asyncio.sleep(0.1)
+        # The socket already listens: this request waits in its backlog until the app serves.
+        async with httpx.AsyncClient(timeout=60) as http:
+            assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
         assert await cli("teams", "create", "payments", token=owner) == {"name": "payments"}
         user = await cli(
             "users",
@@ -114,6 +113,5 @@ async def test_cli_session(
         assert isinstance(deactivated, dict)
         assert deactivated["active"] is False
     finally:
-        server.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await server
+        stop.set()
+        await server

@@ -13,16 +13,18 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from services.tokens._base import EVENT_SOURCE
-from services.tokens.api import create_app
+from services.tokens.app import create_app
 from services.tokens.errors import ChangeNotRecordedError
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token
-from services.tokens.validator import build_validator
 from shared.auth import Permission, TokenKind
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.outbox import OutboxRelay, outbox_key
 from shared.redis import make_redis
 from shared.settings.tokens import TokensSettings
+from shared.teams import TEAMS_KEY
+from shared.tokens import keys
+from shared.tokens.validator import build_validator
 from tests.integration.tokens._proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.kafka]
@@ -59,8 +61,8 @@ async def test_lifecycle_events_on_the_audit_topic_without_secrets(
                 bodies.append(response.text)
                 bodies.append((await http.get("/v1/tokens", headers={"x": bad})).text)
             bodies.append((await http.get("/metrics")).text)
-    service = TokenService(redis, settings)
-    service._now = lambda: datetime.now(UTC) - timedelta(hours=1)  # type: ignore[method-assign]  # backdate
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    service = TokenService(redis, settings, clock=lambda: an_hour_ago)  # backdated
     old = await service.create_token(
         kind=TokenKind.global_,
         name="old",
@@ -110,7 +112,7 @@ async def test_lifecycle_events_on_the_audit_topic_without_secrets(
     assert events[0]["subject"] == f"token/{token_id}"
     assert events[4]["actor"]["kind"] == "system"
 
-    record = await redis.get(f"alertyard:token:{token_id}")
+    record = await redis.get(keys.token_key(token_id))
     assert record is not None
     digests = json.loads(record)
     hashes = [digests["digest"], digests["previous_digest"]]
@@ -142,5 +144,5 @@ async def test_change_fails_clearly_when_it_cannot_be_recorded(
         assert (err.value.code, err.value.retriable) == ("change_not_recorded", True)
     finally:
         await client.aclose()
-    assert not await redis.exists("alertyard:teams")
+    assert not await redis.exists(TEAMS_KEY)
     assert await redis.xlen(outbox_key(EVENT_SOURCE)) == 0

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from services.tokens.permissions import Role
 from services.tokens.service import TokenService
-from services.tokens.validator import RedisTokenValidator, build_validator
 from shared.auth import Principal
 from shared.errors import ConflictError, ForbiddenError
 from shared.settings.tokens import TokensSettings
+from shared.tokens.permissions import Role
+from shared.tokens.validator import RedisTokenValidator, build_validator
 
 pytestmark = [pytest.mark.redis]
 

@@ -19,7 +19,7 @@ from services.tokens.testing import test_settings
 from shared.auth import Permission, TokenKind
 from shared.kafka import ensure_topics, make_consumer
 from shared.outbox import outbox_key
-from tests.integration._processes import free_port, start_service, wait_ready
+from tests.integration._processes import listen_socket, start_service, wait_ready
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
@@ -38,13 +38,13 @@ async def test_kill_9_of_the_relay_loses_no_event(
     topic = unique("audit")
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     settings = test_settings(redis_url)
-    port = free_port()
+    sock = listen_socket()  # held for the whole test: restarts serve on the same port
+    port = sock.getsockname()[1]
     env = {
         **os.environ,
         "ALERTYARD_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "ALERTYARD_REDIS_URL": redis_url,
         "ALERTYARD_TOPIC_AUDIT": topic,
-        "ALERTYARD_TOKENS_HTTP_PORT": str(port),
         "ALERTYARD_TOKENS_HMAC_SECRET": settings.hmac_secret.get_secret_value(),
         "ALERTYARD_LOG_FORMAT": "json",
     }
@@ -52,7 +52,7 @@ async def test_kill_9_of_the_relay_loses_no_event(
     service = TokenService(redis, settings)
     created: list[str] = []
 
-    proc = start_service("tokens", env, log)
+    proc = start_service("tokens", env, log, sock=sock)
     try:
         await wait_ready(port, proc)
         per_round = TOKENS // KILLS
@@ -67,8 +67,8 @@ async def test_kill_9_of_the_relay_loses_no_event(
                 )
                 created.append(made.token.id)
             proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-            proc = start_service("tokens", env, log)
+            await asyncio.to_thread(proc.wait, 10)
+            proc = start_service("tokens", env, log, sock=sock)
             await wait_ready(port, proc)
 
         # A killed relay's lease (10 s) must lapse before the new process takes over.
@@ -79,7 +79,7 @@ async def test_kill_9_of_the_relay_loses_no_event(
         assert await redis.xlen(outbox_key("tokens")) == 0, "the restarted relay did not drain"
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        await asyncio.to_thread(proc.wait, 20)
 
     consumer = make_consumer(kafka_bootstrap, topic, group_id=unique("check"))
     await consumer.start()

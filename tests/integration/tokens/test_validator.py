@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from services.tokens import keys
-from services.tokens.errors import (
+from services.tokens.service import TokenService
+from services.tokens.testing import issue_token
+from shared.auth import TOKEN_RE, Permission, TokenKind
+from shared.redis import make_redis
+from shared.settings.tokens import TokensSettings
+from shared.tokens import keys
+from shared.tokens.errors import (
     AuthUnavailableError,
     TokenExpiredError,
     TokenMalformedError,
@@ -17,24 +22,23 @@ from services.tokens.errors import (
     TokenUnknownError,
     UserDeactivatedError,
 )
-from services.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
-from services.tokens.service import TokenService
-from services.tokens.testing import issue_token
-from services.tokens.token_format import TokenCodec
-from shared.auth import TOKEN_RE, Permission, TokenKind
-from shared.redis import make_redis
-from shared.settings.tokens import TokensSettings
+from shared.tokens.permissions import ROLE_PERMISSIONS, TEAM_TOKEN_PERMISSIONS, Role
+from shared.tokens.token_format import TokenCodec
+from shared.tokens.validator import RedisTokenValidator, build_validator
+from tests._clock import ManualClock
 from tests.integration.tokens._proxy import TcpProxy
 from tests.integration.tokens.conftest import StartValidator
 
 pytestmark = [pytest.mark.redis]
 
 
-async def _eventually_rejected(validator: object, raw: str, timeout_s: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while validator.authenticate_cached(raw) is not None:  # type: ignore[attr-defined]  # duck
-        assert asyncio.get_running_loop().time() < deadline, "cache was not invalidated"
-        await asyncio.sleep(0.005)
+async def _eventually_rejected(
+    validator: RedisTokenValidator, raw: str, timeout_s: float = 2.0
+) -> None:
+    """Await invalidation messages until ``raw`` is no longer served from the cache."""
+    async with asyncio.timeout(timeout_s):  # a bound on a wait for an event, not a timing claim
+        while validator.authenticate_cached(raw) is not None:
+            await validator.next_invalidation()
 
 
 async def test_each_kind_gets_its_principal(
@@ -73,7 +77,7 @@ async def test_cache_hit_needs_no_io_and_touches_last_used(
     assert validator.authenticate_cached(raw) is None
     assert await validator.authenticate(raw) == principal
     assert validator.authenticate_cached(raw) == principal
-    await asyncio.sleep(0.05)  # the last_used_at write runs off the request path
+    await validator.flush()  # the last_used_at write runs off the request path
     assert await redis.get(keys.token_last_used_key(principal.token_id)) is not None
 
 
@@ -95,7 +99,6 @@ async def test_malformed_tokens_die_before_redis(
 ) -> None:
     raw, _ = await issue_token(redis, settings)
     dead = make_redis("redis://127.0.0.1:1/0")  # nothing listens: any lookup would fail
-    from services.tokens.validator import build_validator
 
     validator = build_validator(settings, dead)
     with pytest.raises(TokenMalformedError) as err:
@@ -123,9 +126,8 @@ async def test_expired_token_is_rejected(
     redis: Redis, settings: TokensSettings, start_validator: StartValidator
 ) -> None:
     validator = await start_validator()
-    service = TokenService(redis, settings)
     past = datetime.now(UTC) - timedelta(hours=1)
-    service._now = lambda: past  # type: ignore[method-assign]  # issue it an hour ago
+    service = TokenService(redis, settings, clock=lambda: past)  # issues it an hour ago
     created = await service.create_token(
         kind=TokenKind.global_,
         name="old",
@@ -233,15 +235,17 @@ async def test_redis_outage_fails_closed_with_bounded_grace_for_cached(
     proxy = TcpProxy(host, int(port))
     await proxy.start()
     client = make_redis(f"redis://127.0.0.1:{proxy.port}/{db}")
-    from services.tokens.validator import build_validator
 
+    clock = ManualClock()
     validator = build_validator(
-        settings.model_copy(update={"cache_ttl_s": 0.05, "redis_down_grace_s": 0.5}), client
+        settings.model_copy(update={"cache_ttl_s": 5.0, "redis_down_grace_s": 30.0}),
+        client,
+        clock=clock,
     )
     try:
         await validator.authenticate(cached_raw)
         await proxy.cut()
-        await asyncio.sleep(0.1)  # past the cache TTL: a Redis check is due but Redis is gone
+        clock.advance(6)  # past the cache TTL: a Redis check is due but Redis is gone
         assert validator.authenticate_cached(cached_raw) is None  # stale: not a silent hit
         assert (await validator.authenticate(cached_raw)).kind is TokenKind.global_  # grace
         with pytest.raises(AuthUnavailableError) as err:
@@ -251,10 +255,42 @@ async def test_redis_outage_fails_closed_with_bounded_grace_for_cached(
             True,
             503,
         )
-        await asyncio.sleep(0.5)  # past the grace: fail closed for everyone
+        clock.advance(28)  # 34 s after Redis confirmed it: still inside TTL + grace
+        assert (await validator.authenticate(cached_raw)).kind is TokenKind.global_
+        clock.advance(2)  # 36 s: past TTL + grace, fail closed for everyone
         with pytest.raises(AuthUnavailableError):
             await validator.authenticate(cached_raw)
     finally:
         await validator.stop()
         await client.aclose()
         await proxy.cut()
+
+
+async def test_full_cache_evicts_the_least_recently_used_only(
+    redis: Redis, settings: TokensSettings, start_validator: StartValidator
+) -> None:
+    validator = await start_validator(cache_max_entries=2)
+    first, _ = await issue_token(redis, settings)
+    second, _ = await issue_token(redis, settings)
+    third, _ = await issue_token(redis, settings)
+    await validator.authenticate(first)
+    await validator.authenticate(second)
+    assert validator.authenticate_cached(first) is not None  # first is now the most recent
+    await validator.authenticate(third)
+    assert validator.authenticate_cached(second) is None  # evicted: least recently used
+    assert validator.authenticate_cached(first) is not None  # the rest stay (no clear-all)
+    assert validator.authenticate_cached(third) is not None
+
+
+async def test_cache_ttl_follows_the_injected_clock(redis: Redis, settings: TokensSettings) -> None:
+    clock = ManualClock()
+    validator = build_validator(settings, redis, clock=clock)
+    raw, principal = await issue_token(redis, settings)
+    await validator.authenticate(raw)
+    clock.advance(settings.cache_ttl_s - 0.001)
+    assert validator.authenticate_cached(raw) == principal
+    clock.advance(0.002)
+    assert validator.authenticate_cached(raw) is None  # stale: the next check asks Redis
+    assert await validator.authenticate(raw) == principal
+    assert validator.authenticate_cached(raw) == principal
+    await validator.stop()

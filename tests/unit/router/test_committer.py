@@ -10,24 +10,31 @@ TP0, TP1 = TopicPartition("alerts", 0), TopicPartition("alerts", 1)
 
 
 class RecordingConsumer:
-    """Records commit calls; each takes a moment, like a coordinator round trip."""
+    """Records commit calls. ``gated``: each commit waits for :attr:`release`, like a
+    coordinator round trip the test finishes when it chooses."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, gated: bool = False) -> None:
         self.commits: list[dict[TopicPartition, int]] = []
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        if not gated:
+            self.release.set()
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        await asyncio.sleep(0.01)
+        self.started.set()
+        await self.release.wait()
         self.commits.append(dict(offsets))
 
 
 async def test_latest_acknowledged_offsets_win_and_only_changes_are_sent() -> None:
-    consumer = RecordingConsumer()
+    consumer = RecordingConsumer(gated=True)
     committer = OffsetCommitter(consumer)
     committer.start()
     committer.advance({TP0: 10})
-    await asyncio.sleep(0)  # the first commit starts
+    await consumer.started.wait()  # the first commit is in flight
     committer.advance({TP0: 20, TP1: 5})
     committer.advance({TP0: 15})  # older than what is acknowledged: ignored
+    consumer.release.set()
     await committer.flush()
     await committer.stop()
     assert consumer.commits[0] == {TP0: 10}

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.tokens.errors import TokenMalformedError
-from services.tokens.token_format import TOKEN_LENGTH, TokenCodec
 from shared.auth import TOKEN_RE, TokenKind, redact_tokens
+from shared.tokens.errors import TokenMalformedError
+from shared.tokens.token_format import TOKEN_LENGTH, TokenCodec
 
 CODEC = TokenCodec(b"unit-test-secret")
 

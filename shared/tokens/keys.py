@@ -1,0 +1,57 @@
+"""Redis key layout of tokens and users (one place, so the service, validators, tools and
+tests agree). The set of teams is :data:`shared.teams.TEAMS_KEY`."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "BOOTSTRAPPED",
+    "EXPIRY_INDEX",
+    "TOKENS",
+    "USERS",
+    "text",
+    "token_key",
+    "token_last_used_key",
+    "token_ref",
+    "token_ref_key",
+    "user_email_key",
+    "user_key",
+]
+
+TOKENS: Final = "alertyard:tokens"
+"""Set of every token id."""
+EXPIRY_INDEX: Final = "alertyard:token_expiry"
+"""Sorted set: token id -> expiry (Unix seconds) for tokens not yet swept."""
+USERS: Final = "alertyard:users"
+BOOTSTRAPPED: Final = "alertyard:bootstrapped"
+
+
+def token_key(token_id: str) -> str:
+    return f"alertyard:token:{token_id}"
+
+
+def token_last_used_key(token_id: str) -> str:
+    return f"alertyard:token:{token_id}:last_used"
+
+
+def token_ref_key(digest_hex: str) -> str:
+    """Lookup from the HMAC of a secret to its token (``token_id|user_id``)."""
+    return f"alertyard:token_ref:{digest_hex}"
+
+
+def token_ref(token_id: str, user_id: str | None) -> bytes:
+    return f"{token_id}|{user_id or ''}".encode()
+
+
+def user_key(user_id: str) -> str:
+    return f"alertyard:user:{user_id}"
+
+
+def user_email_key(email: str) -> str:
+    return f"alertyard:user_email:{email}"
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (the clients return bytes; redis-py types allow str too)."""
+    return value.decode() if isinstance(value, bytes) else value

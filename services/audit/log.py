@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -78,8 +78,11 @@ class AuditLog:
         segment_max_bytes: int = 64 * 1024 * 1024,
         checkpoint_every_records: int = 1000,
         checkpoint_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
+        self._clock = clock
+        """Seconds on a monotonic scale; tests pass their own to drive time checkpoints."""
         self._key = signing_key
         self._segment_max_bytes = segment_max_bytes
         self._checkpoint_every_records = checkpoint_every_records
@@ -95,7 +98,7 @@ class AuditLog:
         self._segment_fd: int | None = None
         self._segment_size = 0
         self._checkpoint_seq = 0
-        self._checkpoint_at = time.monotonic()
+        self._checkpoint_at = clock()
         self._ready = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -109,6 +112,7 @@ class AuditLog:
         segment_max_bytes: int = 64 * 1024 * 1024,
         checkpoint_every_records: int = 1000,
         checkpoint_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Self:
         """Lock ``directory`` and rebuild the head, the id set and the gaps from disk."""
         audit_log = cls(
@@ -117,6 +121,7 @@ class AuditLog:
             segment_max_bytes=segment_max_bytes,
             checkpoint_every_records=checkpoint_every_records,
             checkpoint_every_s=checkpoint_every_s,
+            clock=clock,
         )
         directory.mkdir(parents=True, exist_ok=True)
         audit_log._lock()
@@ -243,7 +248,7 @@ class AuditLog:
         unsigned = self.head_seq - self._checkpoint_seq
         if unsigned <= 0:
             return False
-        due = time.monotonic() - self._checkpoint_at >= self._checkpoint_every_s
+        due = self._clock() - self._checkpoint_at >= self._checkpoint_every_s
         if unsigned >= self._checkpoint_every_records or due:
             self.checkpoint()
             return True
@@ -269,7 +274,7 @@ class AuditLog:
                 f"writing a checkpoint failed ({exc.__class__.__name__}); restart to recover"
             ) from exc
         self._checkpoint_seq = self.head_seq
-        self._checkpoint_at = time.monotonic()
+        self._checkpoint_at = self._clock()
 
     def _write(self, lines: list[bytes], first_seq: int) -> None:
         buffer: list[bytes] = []

@@ -19,7 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict
 
 from services.audit.checkpoints import CHECKPOINT_FILE, Checkpoint, read_checkpoints
-from services.audit.records import GENESIS_HASH, parse_line
+from services.audit.records import (
+    GENESIS_HASH,
+    HASH_KEY,
+    HASH_SUFFIX_LEN,
+    PREV_KEY,
+    SEQ_KEY,
+    hashed_bytes,
+    parse_line,
+    record_tail,
+    stored_hash,
+)
 from services.audit.segments import list_segments
 from services.audit.signing import key_id
 
@@ -28,10 +38,6 @@ __all__ = ["Problem", "Progress", "VerifyReport", "verify_log"]
 Progress = Callable[[int, int], None]
 """Called as ``progress(bytes_done, bytes_total)`` after each segment."""
 
-_SUFFIX = 75  # len(',"hash":"') + 64 + len('"}')
-_HASH_KEY = b',"hash":"'
-_PREV_KEY = b',"prev_hash":"'
-_SEQ_KEY = b'","seq":'
 _HEXDIGEST = type(hashlib.sha256()).hexdigest
 
 
@@ -106,25 +112,25 @@ def verify_log(
             )
             break
         if _segment_intact(lines, expected, prev) and all(
-            checkpoint.hash.encode() == lines[seq - expected][-66:-2]
+            checkpoint.hash.encode() == stored_hash(lines[seq - expected])
             for seq, checkpoint in signed.items()
             if expected <= seq < expected + len(lines)
         ):
             # Every record and link holds and every checkpoint in range matches.
             if lines:
-                expected, prev = expected + len(lines), lines[-1][-66:-2]
+                expected, prev = expected + len(lines), stored_hash(lines[-1])
             lines = []
         for line in lines:
             # Slow path, only for a segment the fast check rejected: find the first bad record.
             # Knowing the expected seq and prev_hash, the record must end with exactly these
             # bytes; one endswith() checks the structure, the seq and the link at once. Only a
             # line that fails is parsed, to say what is wrong with it.
-            end = len(line) - _SUFFIX
-            tail = _PREV_KEY + prev + _SEQ_KEY + str(expected).encode() + _HASH_KEY
+            end = len(line) - HASH_SUFFIX_LEN
+            tail = PREV_KEY + prev + SEQ_KEY + str(expected).encode() + HASH_KEY
             if not line.endswith(tail, 0, end + 9) or not line.endswith(b'"}'):
                 broken = _diagnose(problems, line, expected, prev)
                 break
-            stored = line[-66:-2]
+            stored = stored_hash(line)
             if sha256(line[:end] + b"}").hexdigest().encode() != stored:
                 broken = _fail(
                     problems,
@@ -234,16 +240,16 @@ def _segment_intact(lines: list[bytes], first: int, prev: bytes) -> bool:
     """
     if not lines:
         return True
-    stored = [line[-66:-2] for line in lines]
+    stored = [stored_hash(line) for line in lines]
     tails = [
-        b'%s%s%s%d%s%s"}' % (_PREV_KEY, p, _SEQ_KEY, seq, _HASH_KEY, h)
+        record_tail(p, seq, h)
         for p, seq, h in zip(
             [prev, *stored[:-1]], range(first, first + len(lines)), stored, strict=True
         )
     ]
     if not all(map(bytes.endswith, lines, tails)):
         return False
-    bodies = [line[:-_SUFFIX] + b"}" for line in lines]
+    bodies = [hashed_bytes(line) for line in lines]
     return list(map(str.encode, map(_HEXDIGEST, map(hashlib.sha256, bodies)))) == stored
 
 

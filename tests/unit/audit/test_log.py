@@ -89,10 +89,20 @@ def test_checkpoints_every_n_records(tmp_path: Path) -> None:
 
 
 def test_checkpoint_after_interval(tmp_path: Path) -> None:
-    audit_log, _ = open_log(tmp_path, checkpoint_every_records=1000, checkpoint_every_s=0.001)
+    now = [100.0]
+    audit_log, _ = open_log(
+        tmp_path, checkpoint_every_records=1000, checkpoint_every_s=30.0, clock=lambda: now[0]
+    )
     try:
-        assert audit_log.append([event(1)]).checkpointed
+        assert not audit_log.append([event(1)]).checkpointed  # 1 record, no time passed
+        now[0] += 29.9
+        assert not audit_log.maybe_checkpoint()
+        now[0] += 0.1
+        assert audit_log.maybe_checkpoint()  # 30 s with a record unsigned
+        assert audit_log.checkpoint_seq == 1
+        now[0] += 60
         assert not audit_log.maybe_checkpoint()  # nothing new to sign
+        assert audit_log.append([event(2)]).checkpointed  # unsigned for 60 s already
     finally:
         audit_log.close()
 

@@ -70,11 +70,12 @@ def build_audit_router(
     max_records: int = 1000,
     poll_timeout_ms: int = 500,
     fetch_max_wait_ms: int = 50,
-    commit_for: CommitFor = _commit_on,
+    commit_for: CommitFor | None = None,
 ) -> AuditSubscription:
     """The audit subscriber on ``topic``; ``consumer`` None declares it for the AsyncAPI
     document only. ``commit_for`` is replaced in unit tests (``TestKafkaBroker``'s consumer
     cannot commit offsets)."""
+    commit_on = commit_for or _commit_on
     router = KafkaRouter()
     subscriber = router.subscriber(
         topic,
@@ -95,6 +96,6 @@ def build_audit_router(
         ``_skip_decoding``); the raw records in ``message`` are what is appended."""
         if consumer is None:
             return
-        await consumer.handle(message.raw_message, commit_for(message.consumer))
+        await consumer.handle(message.raw_message, commit_on(message.consumer))
 
     return AuditSubscription(router, subscriber)

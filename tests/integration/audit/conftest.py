@@ -63,7 +63,7 @@ class Pipeline:
             group_id=group or self.group,
             max_records=max_records,
             poll_timeout_ms=200,
-            **({"commit_for": commit_for} if commit_for else {}),
+            commit_for=commit_for,
         )
         broker = KafkaBroker(self.bootstrap, log_level=logging.DEBUG)
         broker.include_router(subscription.router)

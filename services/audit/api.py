@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from services.audit.gaps import GapTracker, SourceGaps
 from services.audit.query import AuditPage, AuditQuery, query_log
+from services.audit.summaries import SegmentSummaries
 from services.audit.verify import VerifyCache, VerifyReport, verify_log
 from shared.auth import Permission, Principal
 from shared.http_auth import require
@@ -32,7 +33,8 @@ class GapsReport(BaseModel):
 
 
 def build_audit_api() -> APIRouter:
-    """Routes reading ``app.state.log_dir``, ``.public_key``, ``.gaps`` and ``.verify_cache``."""
+    """Routes reading ``app.state``'s ``log_dir``, ``public_key``, ``gaps``, ``verify_cache``
+    and ``summaries``."""
     router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
     @router.get("/events", summary="Audit records matching every given filter, in seq order")
@@ -54,7 +56,10 @@ def build_audit_api() -> APIRouter:
             actor=actor, token_id=token_id, type=type, subject=subject, since=since, until=until
         )
         directory: Path = request.app.state.log_dir
-        return await asyncio.to_thread(query_log, directory, query, cursor=cursor, limit=limit)
+        summaries: SegmentSummaries = request.app.state.summaries
+        return await asyncio.to_thread(
+            query_log, directory, query, cursor=cursor, limit=limit, summaries=summaries
+        )
 
     @router.get(
         "/verify",

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.asyncapi import render_asyncapi
 from services.audit.api import build_audit_api
 from services.audit.gaps import GapTracker
+from services.audit.summaries import SegmentSummaries
 from services.audit.verify import VerifyCache
 from shared.asyncapi_route import add_asyncapi_route
 from shared.auth import TokenValidator
@@ -45,6 +46,7 @@ def build_app(
     app.state.public_key = public_key
     app.state.gaps = gaps
     app.state.verify_cache = VerifyCache()
+    app.state.summaries = SegmentSummaries(log_dir)
     app.state.auth_limiter = FailedAuthLimiter()  # brute-forcing tokens here is slowed too
     install_error_handlers(app)
 

@@ -175,7 +175,7 @@ def _verify(
             # line that fails is parsed, to say what is wrong with it.
             end = len(line) - HASH_SUFFIX_LEN
             tail = PREV_KEY + prev + SEQ_KEY + str(expected).encode() + HASH_KEY
-            if not line.endswith(tail, 0, end + 9) or not line.endswith(b'"}'):
+            if not line.endswith(tail, 0, end + len(HASH_KEY)) or not line.endswith(b'"}'):
                 broken = _diagnose(problems, line, expected, prev)
                 break
             stored = stored_hash(line)

@@ -42,7 +42,7 @@ from shared.logging import configure_logging
 
 BATCH = 10_000
 _PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from services.audit.log import AuditLog
@@ -51,15 +51,18 @@ from shared.logging import configure_logging
 configure_logging("warning", "json")
 directory = Path(sys.argv[2])
 key = load_or_create_signing_key(directory, None)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(name):  # this process's own figures (ru_maxrss would count the parent's, via fork)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) / 1024
+before = status("VmRSS")
 started = time.perf_counter()
 audit_log = AuditLog.open(directory, signing_key=key)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 head = audit_log.head_seq
+print(json.dumps({"seconds": seconds, "rss_mib": status("VmRSS"), "peak_mib": status("VmHWM"),
+                  "rss_before_mib": before, "head_seq": head}))
 audit_log.close()
-print(json.dumps({"seconds": seconds, "rss_mib": peak / 1024, "rss_before_mib": before / 1024,
-                  "head_seq": head}))
 """
 
 
@@ -70,7 +73,8 @@ def _events(start: int, count: int) -> list[Event]:
             type="token.created",
             source=("tokens", "rules", "users")[n % 3],
             sequence=n // 3 + 1,
-            actor=Actor(user_id=f"user-{n % 10_000}", token_id=f"tok-{n % 7}"),
+            # Actors spread over the whole log; a token's events close together in time.
+            actor=Actor(user_id=f"user-{n % 10_000}", token_id=f"tok-{n // 1000}"),
             subject=f"token/t{n}",
             data={"kind": "team", "name": f"ci-{n}", "team": "payments"},
         )
@@ -107,19 +111,22 @@ def _probe(tree: Path, directory: Path) -> dict[str, Any]:
 def _start_up(directory: Path, empty: Path) -> dict[str, Any]:
     here = Path(__file__).resolve().parents[1]
     base = _probe(here, empty)
-    figures: dict[str, Any] = {"baseline_empty_log_rss_mib": round(base["rss_mib"], 1)}
-    snap = _probe(here, directory)
-    figures["snapshot_s"] = round(snap["seconds"], 4)
-    figures["snapshot_rss_mib"] = round(snap["rss_mib"], 1)
+    figures: dict[str, Any] = {
+        "empty_log_rss_mib": round(base["rss_mib"], 1),
+        "empty_log_peak_mib": round(base["peak_mib"], 1),
+    }
+
+    def record(name: str, probe: dict[str, Any]) -> None:
+        figures[f"{name}_s"] = round(probe["seconds"], 4)
+        figures[f"{name}_rss_mib"] = round(probe["rss_mib"], 1)
+        figures[f"{name}_peak_mib"] = round(probe["peak_mib"], 1)
+
+    record("snapshot", _probe(here, directory))
     old_tree = os.environ.get("AUDIT_OLD_TREE")
     if old_tree:  # before the rebuild: the old writer leaves files alone that it does not know
-        old = _probe(Path(old_tree), directory)
-        figures["old_s"] = round(old["seconds"], 3)
-        figures["old_rss_mib"] = round(old["rss_mib"], 1)
+        record("old", _probe(Path(old_tree), directory))
     (directory / SNAPSHOT_FILE).unlink()
-    rebuild = _probe(here, directory)  # writes a fresh snapshot when it closes
-    figures["rebuild_s"] = round(rebuild["seconds"], 3)
-    figures["rebuild_rss_mib"] = round(rebuild["rss_mib"], 1)
+    record("rebuild", _probe(here, directory))  # writes a fresh snapshot when it closes
     return figures
 
 
@@ -156,20 +163,26 @@ def _per_request(directory: Path) -> dict[str, Any]:
     full_s = _timed(lambda: verify_log(directory, public_key))
     first_s = _timed(lambda: verify_log(directory, public_key, cache=cache))
     warm = sorted(_timed(lambda: verify_log(directory, public_key, cache=cache)) for _ in range(5))
-    query = AuditQuery(actor="user-4242")  # one record in 10,000
-    summaries = SegmentSummaries(directory)
-    scan_s = _timed(lambda: query_log(directory, query, limit=1000))
-    cold_s = _timed(lambda: query_log(directory, query, limit=1000, summaries=summaries))
-    warm_q = sorted(
-        _timed(lambda: query_log(directory, query, limit=1000, summaries=summaries))
-        for _ in range(5)
-    )
-    return {
+    figures: dict[str, Any] = {
         "segments": len(list_segments(directory)),
         "verify_full_s": round(full_s, 3),
         "verify_incremental_first_s": round(first_s, 3),
         "verify_incremental_next_s_median": round(warm[2], 4),
-        "query_rare_actor_scan_s": round(scan_s, 3),
-        "query_rare_actor_summaries_first_s": round(cold_s, 3),
-        "query_rare_actor_summaries_next_s_median": round(warm_q[2], 4),
     }
+    summaries = SegmentSummaries(directory)
+    queries = {
+        "token": AuditQuery(token_id="tok-424"),  # 1,000 records close together
+        "actor": AuditQuery(actor="user-4242"),  # one record in 10,000, in every segment
+    }
+
+    def asking(query: AuditQuery, with_summaries: SegmentSummaries | None) -> Callable[[], object]:
+        return lambda: query_log(directory, query, limit=1000, summaries=with_summaries)
+
+    for name, query in queries.items():
+        scan = sorted(_timed(asking(query, None)) for _ in range(3))
+        first = _timed(asking(query, summaries))
+        warm_q = sorted(_timed(asking(query, summaries)) for _ in range(3))
+        figures[f"query_{name}_scan_s_median"] = round(scan[1], 4)
+        figures[f"query_{name}_summaries_first_s"] = round(first, 3)
+        figures[f"query_{name}_summaries_next_s_median"] = round(warm_q[1], 4)
+    return figures

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from cachetools import LRUCache
 
 from services.audit.seen import INDEX_DIR
@@ -29,7 +30,8 @@ from services.audit.segments import complete_lines
 __all__ = ["SegmentSummaries", "SegmentSummary", "summary_keys"]
 
 _BITS_PER_KEY: Final = 10
-_PROBES: Final = 7
+_PROBES: Final = 4
+"""With 10 bits per key: about 1.2% false positives, at about half the cost of 7 probes."""
 _KEYED: Final = ("user_id", "token_id")
 """Actor members a query filters on (``event.actor.<member>``)."""
 
@@ -39,10 +41,11 @@ def summary_keys(field: str, value: str) -> bytes:
     return field.encode() + b"\0" + value.encode()
 
 
-def _positions(key: bytes, bits: int) -> list[int]:
-    digest = hashlib.blake2b(key, digest_size=16).digest()
-    first, second = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
-    return [(first + i * second) % bits for i in range(_PROBES)]
+def _positions(key: bytes, bits: int) -> tuple[int, ...]:
+    """Double hashing (Kirsch-Mitzenmacher): probes ``h1 + i * h2``."""
+    value = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+    first, second = value & 0xFFFFFFFFFFFFFFFF, value >> 64
+    return tuple((first + i * second) % bits for i in range(_PROBES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +70,16 @@ class SegmentSummary:
 
     @classmethod
     def build(cls, stamp: tuple[int, int, int], lines: Iterable[bytes]) -> SegmentSummary:
-        keys: list[bytes] = []
+        keys: set[bytes] = set()  # many records share an actor, a token, a type
         times: list[datetime] = []
         records = 0
         for line in lines:
             records += 1
-            event = json.loads(line)["event"]
+            event = orjson.loads(line)["event"]
             actor = event["actor"]
-            keys.extend(summary_keys(m, actor[m]) for m in _KEYED if actor.get(m) is not None)
-            keys.append(summary_keys("subject", event["subject"]))
-            keys.append(summary_keys("type", event["type"]))
+            keys.update(summary_keys(m, actor[m]) for m in _KEYED if actor.get(m) is not None)
+            keys.add(summary_keys("subject", event["subject"]))
+            keys.add(summary_keys("type", event["type"]))
             times.append(datetime.fromisoformat(event["time"]))
         bits = max(1024, len(keys) * _BITS_PER_KEY)
         bloom = bytearray((bits + 7) // 8)

@@ -26,7 +26,7 @@ from services.router import rejects
 from shared.alert import Alert
 from shared.events import Event
 from shared.headers import AUTHORIZATION, RejectedHeaders, RoutedHeaders
-from shared.settings._common import TopicSettings
+from shared.settings import TopicSettings
 
 __all__ = ["VERSION", "build_contract_broker", "render_asyncapi"]
 

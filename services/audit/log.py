@@ -18,7 +18,6 @@ One process writes a log directory at a time (an exclusive ``flock`` on ``<dir>/
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
@@ -34,7 +34,14 @@ from services.audit.event_json import encode_events
 from services.audit.gaps import Gap, GapTracker
 from services.audit.records import GENESIS_HASH, chain_records, parse_line
 from services.audit.seen import Identity, SeenEvents, fingerprint
-from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
+from services.audit.segments import (
+    cut_torn_tail,
+    fsync_dir,
+    list_segments,
+    read_from,
+    read_window,
+    segment_name,
+)
 from services.audit.snapshot import Snapshot, read_snapshot, write_snapshot
 from shared.events import Event
 from shared.logging import get_logger
@@ -42,6 +49,10 @@ from shared.logging import get_logger
 __all__ = ["AppendResult", "AuditLog", "PreparedBatch"]
 
 log = get_logger(__name__)
+
+_RECORD_WINDOW = 4 * 1024 * 1024
+"""Bytes read back from the snapshot's position to find its record (records stay far smaller:
+a Kafka message is at most about 1 MiB by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,15 +371,15 @@ class AuditLog:
         expected = self.head_seq + 1
         replayed = 0
         for first_seq, path, start in replay:
-            data = path.read_bytes()
+            data = read_from(path, start)  # a resumed segment: only what follows the snapshot
             if path == segments[-1][1]:
-                data = cut_torn_tail(path, data)
+                data = cut_torn_tail(path, data, start)
             if first_seq != expected and data and start == 0:
                 raise LogCorruptError(
                     f"segment {path.name} starts at seq {first_seq}, expected {expected}; "
                     "run `alertyard audit verify`",
                 )
-            lines = data[start:].splitlines()
+            lines = data.splitlines()
             expected = self._replay(lines, expected, path)
             replayed += len(lines)
         if segments:
@@ -404,8 +415,12 @@ class AuditLog:
             _distrust(snapshot, "its segment is missing")
             return None
         first_seq, path = segments[at]
-        data = path.read_bytes()[: snapshot.end]
-        line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
+        start, data = read_window(path, snapshot.end, _RECORD_WINDOW)
+        begins = data.rfind(b"\n", 0, len(data) - 1) + 1
+        if begins == 0 and start > 0:  # a record longer than the window: read it all
+            start, data = read_window(path, snapshot.end, snapshot.end)
+            begins = data.rfind(b"\n", 0, len(data) - 1) + 1
+        line = data[begins:-1]
         parsed = parse_line(line) if data.endswith(b"\n") else None
         if parsed is None or (parsed.seq, parsed.stored_hash) != (snapshot.seq, snapshot.hash):
             _distrust(snapshot, "its record is not in the log as it was")
@@ -432,9 +447,9 @@ class AuditLog:
         for line in lines:
             parsed = parse_line(line)
             try:
-                event = json.loads(line)["event"]
+                event = orjson.loads(line)["event"]
                 event_id, source, sequence = event["id"], event["source"], int(event["sequence"])
-            except (ValueError, KeyError, TypeError) as exc:
+            except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
                 raise LogCorruptError(
                     f"record at seq {expected} in {path.name} does not parse; "
                     "run `alertyard audit verify`"
@@ -443,10 +458,10 @@ class AuditLog:
                 raise LogCorruptError(
                     f"expected seq {expected} in {path.name}; run `alertyard audit verify`"
                 )
-            self.gaps.observe(source, sequence)
             identities.append((source, sequence, event_id, fingerprint(event_id)))
             self.head_seq, self.head_hash = parsed.seq, parsed.stored_hash
             expected += 1
+        self.gaps.observe_many((i[0], i[1]) for i in identities)
         self._seen.written(identities)
         return expected
 

@@ -13,7 +13,7 @@ from services.asyncapi import header_contracts, render_asyncapi
 from services.audit.app import build_app
 from services.audit.gaps import GapTracker
 from shared.auth import Principal
-from shared.settings._common import TopicSettings
+from shared.settings import TopicSettings
 
 DOCUMENT = Path(__file__).parents[2] / "docs" / "asyncapi.yaml"
 

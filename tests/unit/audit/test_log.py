@@ -351,3 +351,17 @@ def test_a_snapshot_the_log_no_longer_matches_is_ignored(tmp_path: Path) -> None
         assert audit_log.append([event(n) for n in range(1, 22)]).appended == 1
     finally:
         audit_log.close()
+
+
+def test_resume_finds_a_record_longer_than_its_read_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_log(tmp_path, 12)
+    monkeypatch.setattr("services.audit.log._RECORD_WINDOW", 16)  # far shorter than a record
+    with capture_logs() as logs:
+        audit_log, _ = open_log(tmp_path)
+    try:
+        assert audit_log.head_seq == 12
+        assert not [e for e in logs if e["event"] == "audit_snapshot_ignored"]
+    finally:
+        audit_log.close()

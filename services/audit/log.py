@@ -436,10 +436,6 @@ class AuditLog:
         self.head_seq, self.head_hash = snapshot.seq, snapshot.hash
         return [(first_seq, path, snapshot.end)] + [(f, p, 0) for f, p in segments[at + 1 :]]
 
-    def _distrust(self, snapshot: Snapshot, why: str) -> None:
-        log.warning("audit_snapshot_ignored", seq=snapshot.seq, reason=why)
-        return
-
     def _replay(self, lines: list[bytes], expected: int, path: Path) -> int:
         """Check and take in records ``expected, expected + 1, ...``; returns the next seq."""
         assert self._seen is not None  # set by open()

@@ -172,6 +172,8 @@ def _add_headers(document: dict[str, Any]) -> None:
         names.rejected: _REJECTED_HEADERS,
     }
     messages = document.get("components", {}).get("messages", {})
+    for message in messages.values():  # FastStream's default; no alertyard message carries one
+        message.pop("correlationId", None)
     for channel in document.get("channels", {}).values():
         headers = by_address.get(channel.get("address"))
         if headers is None:

@@ -27,7 +27,8 @@ SUBSCRIBER_DESCRIPTION: Final = (
     "Lifecycle events (token.*, user.*, team.*, rule.*, ruleset.applied) relayed by each "
     "source's outbox, keyed by source. The audit service appends each event once to its "
     "hash-chained log and commits the offsets only after the fsync; a value that is not an "
-    "Event (or holds a token-shaped string) is quarantined with its original bytes."
+    "Event (or holds a token-shaped string) is quarantined with its original bytes. Consumed "
+    "in batches (ALERTYARD_AUDIT_BATCH_MAX_RECORDS); each message is one Event."
 )
 
 

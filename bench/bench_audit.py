@@ -4,11 +4,12 @@
    write, fsync per batch). Baseline: the same record bytes written and fsynced in the same
    batches with no chaining or serialisation (the disk's share of the cost).
 2. Durable append from Kafka: 30,000 events pre-produced to a fresh topic (3 partitions), then
-   consumed 3 times (fresh group and log each) by the service's own loop, ``AuditConsumer.run``
-   (decode, validate, encode, chain, write, fsync, commit), with the collector tuned as
-   ``alertyard serve audit`` tunes it. Clock: first append to last commit; the median run is
-   the figure, and each run's process CPU per event is reported too (steadier than the rate on
-   a shared machine). Baseline: the same records through a bare aiokafka getmany -> commit loop.
+   consumed 3 times (fresh group and log each) by the service's own FastStream subscriber and
+   ``AuditConsumer`` (decode, validate, encode, chain, write, fsync, commit), with the collector
+   tuned as ``alertyard serve audit`` tunes it. Clock: first append to last commit; the median
+   run is the figure, and each run's process CPU per event is reported too (steadier than the
+   rate on a shared machine). Baseline: the same records through a bare aiokafka getmany ->
+   commit loop.
 3. Verify: the log from (1) re-verified (chain + checkpoint signatures). Baselines: reading the
    segments alone, and reading + SHA-256 of every line alone (no checks).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaBroker
 
 from services.audit.consumer import AuditConsumer
 from services.audit.log import AuditLog
@@ -37,6 +40,7 @@ from services.audit.quarantine import Quarantine
 from services.audit.records import GENESIS_HASH, encode_record
 from services.audit.segments import list_segments
 from services.audit.signing import load_or_create_signing_key
+from services.audit.subscriber import build_audit_router
 from services.audit.verify import verify_log
 from shared.events import Actor, Event
 from shared.kafka import ensure_topics, make_consumer, make_producer
@@ -161,25 +165,22 @@ async def _consume_once(directory: Path, bootstrap: str, topic: str, group: str)
         await bare.stop()
     key = load_or_create_signing_key(directory, None)
     audit_log = AuditLog.open(directory, signing_key=key)
-    kafka = make_consumer(
-        bootstrap, topic, group_id=group, max_poll_records=BATCH, fetch_max_wait_ms=fetch_wait
+    consumer = AuditConsumer(audit_log, Quarantine(directory))
+    subscription = build_audit_router(  # the service's own FastStream subscriber
+        consumer, topic=topic, group_id=group, max_records=BATCH, fetch_max_wait_ms=fetch_wait
     )
-    await kafka.start()
-    consumer = AuditConsumer(audit_log, kafka, Quarantine(directory), max_records=BATCH)
-    running = asyncio.create_task(consumer.run())  # the service's own (pipelined) loop
+    broker = KafkaBroker(bootstrap, log_level=logging.DEBUG)
+    broker.include_router(subscription.router)
+    await broker.start()
     try:
-        # The consumer exposes no event to wait on; a 10 ms poll is well under the run's noise.
-        while audit_log.head_seq == 0:  # noqa: ASYNC110  # first records appended (see above)
-            await asyncio.sleep(0.01)
+        await consumer.wait_until(lambda _: audit_log.head_seq > 0)  # first records appended
         started, cpu_started = time.perf_counter(), time.process_time()
         first = audit_log.head_seq
-        while consumer.records_committed < total:  # noqa: ASYNC110  # stop at the last commit
-            await asyncio.sleep(0.01)
+        await consumer.wait_until(lambda c: c.records_committed >= total)  # the last commit
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        await consumer.drain()
     finally:
-        consumer.stop()
-        await running
-        await kafka.stop()
+        await broker.stop()
         audit_log.close()
     assert audit_log.head_seq == total
     return KafkaRun(

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from services.audit.gaps import GapTracker, SourceGaps
 from services.audit.query import AuditPage, AuditQuery, query_log
-from services.audit.verify import VerifyReport, verify_log
+from services.audit.summaries import SegmentSummaries
+from services.audit.verify import VerifyCache, VerifyReport, verify_log
 from shared.auth import Permission, Principal
 from shared.http_auth import require
 
@@ -32,7 +33,8 @@ class GapsReport(BaseModel):
 
 
 def build_audit_api() -> APIRouter:
-    """Routes reading ``app.state.log_dir``, ``.public_key`` and ``.gaps``."""
+    """Routes reading ``app.state``'s ``log_dir``, ``public_key``, ``gaps``, ``verify_cache``
+    and ``summaries``."""
     router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
     @router.get("/events", summary="Audit records matching every given filter, in seq order")
@@ -54,13 +56,28 @@ def build_audit_api() -> APIRouter:
             actor=actor, token_id=token_id, type=type, subject=subject, since=since, until=until
         )
         directory: Path = request.app.state.log_dir
-        return await asyncio.to_thread(query_log, directory, query, cursor=cursor, limit=limit)
+        summaries: SegmentSummaries = request.app.state.summaries
+        return await asyncio.to_thread(
+            query_log, directory, query, cursor=cursor, limit=limit, summaries=summaries
+        )
 
-    @router.get("/verify", summary="Recompute the chain and check every checkpoint signature")
-    async def verify(request: Request, _: Reader) -> VerifyReport:
+    @router.get(
+        "/verify",
+        summary="Recompute the chain and check every checkpoint signature",
+        description=(
+            "Incremental: a sealed segment verified by an earlier request and unchanged since "
+            "(inode, size, modification time) is not read again; `full=true` reads every byte."
+        ),
+    )
+    async def verify(
+        request: Request,
+        _: Reader,
+        full: Annotated[bool, Query(description="Read every segment again")] = False,
+    ) -> VerifyReport:
         directory: Path = request.app.state.log_dir
         public_key: Ed25519PublicKey = request.app.state.public_key
-        return await asyncio.to_thread(verify_log, directory, public_key, live=True)
+        cache: VerifyCache | None = None if full else request.app.state.verify_cache
+        return await asyncio.to_thread(verify_log, directory, public_key, live=True, cache=cache)
 
     @router.get("/gaps", summary="Missing per-source sequence numbers (lost events)")
     async def gaps(request: Request, _: Reader) -> GapsReport:

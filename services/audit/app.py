@@ -8,8 +8,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 
+from services.asyncapi import render_asyncapi
 from services.audit.api import build_audit_api
 from services.audit.gaps import GapTracker
+from services.audit.summaries import SegmentSummaries
+from services.audit.verify import VerifyCache
+from shared.api_docs import serve_docs_offline
+from shared.asyncapi_route import add_asyncapi_route
 from shared.auth import TokenValidator
 from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
@@ -43,7 +48,10 @@ def build_app(
     app.state.log_dir = log_dir
     app.state.public_key = public_key
     app.state.gaps = gaps
+    app.state.verify_cache = VerifyCache()
+    app.state.summaries = SegmentSummaries(log_dir)
     app.state.auth_limiter = auth_limiter  # brute-forcing tokens here is slowed too
+    serve_docs_offline(app)
     install_error_handlers(app)
 
     harden_http(app)  # before the request log, so it logs what hardening refused
@@ -53,5 +61,6 @@ def build_app(
         return readiness_checks()
 
     add_operational_routes(app, readiness=readiness)
+    add_asyncapi_route(app, render_asyncapi)
     app.include_router(build_audit_api())
     return app

@@ -1,28 +1,36 @@
-"""Kafka -> log: consume the audit topic in batches, append durably, then commit.
+"""Kafka -> log: each polled batch appended durably, then its offsets committed.
 
 Per batch: decode every record (bad ones go to the quarantine), append the events (one fsync),
 and only then commit the batch's offsets. A crash anywhere before the commit means Kafka
-delivers the batch again, and the log skips the event ids it already holds: nothing is lost and
+delivers the batch again, and the log skips the events it already holds: nothing is lost and
 nothing is written twice.
 
-:meth:`AuditConsumer.run` pipelines this without weakening it. Each batch is *staged* on the
-event loop (decode, validate, encode, chain: CPU) and then *written* in a worker thread
-(quarantine, segment write, fsync, checkpoint: I/O). While batch N is written, the loop polls
-and stages batch N+1 and commits what is already durable. N+1's write starts only after N's
-returned; a batch's offsets join the commit queue only once it is durable. One commit is in
-flight at a time, and the batches that became durable meanwhile go out together in the next
-one (offsets are high-water marks, so it covers them all): the log never waits for the
-broker's commit round trip, and every commit covers fsynced records only.
+:class:`AuditConsumer` holds that logic without importing a broker: the FastStream subscriber
+(:mod:`services.audit.subscriber`) hands it each polled batch. It pipelines without weakening
+the guarantee. A batch is *staged* on the event loop (decode, validate, encode, chain: CPU) and
+then *written* in a worker thread (quarantine, segment write, fsync, checkpoint: I/O); the
+handler returns as soon as the write has started, so FastStream polls and stages batch N+1
+while batch N is written. N+1's write starts only after N's returned; a batch's offsets join the
+commit queue only once it is durable. One commit is in flight at a time, and the batches that
+became durable meanwhile go out together in the next one (offsets are high-water marks, so it
+covers them all): the log never waits for the broker's commit round trip, and every commit
+covers fsynced records only.
+
+The commit names its offsets. FastStream's ``KafkaMessage.ack()`` commits the consumer's
+position instead, which by then already covers the batch being staged (not durable yet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+import stamina
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.audit import metrics
 from services.audit.log import AppendResult, AuditLog, PreparedBatch
@@ -30,13 +38,28 @@ from services.audit.quarantine import Quarantine, Rejected, decode_events
 from shared.events import Event
 from shared.logging import get_logger
 
-__all__ = ["AuditConsumer"]
+__all__ = ["AuditConsumer", "Commit"]
 
 log = get_logger(__name__)
 
+Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+"""Commits these offsets for the group (``AIOKafkaConsumer.commit``)."""
 _Rejected = tuple[str, int, int, bytes | None, bytes | None, Rejected]
 """A record kept out of the chain: topic, partition, offset, key, value, why."""
-_Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+_Record: TypeAlias = ConsumerRecord[Any, Any]
+
+
+def _retriable_commit_error(exc: Exception) -> bool:
+    """A commit error worth another try: the broker says it may pass (coordinator moving, a
+    timeout). A refused commit (rebalance) is not retried: the partition has a new owner."""
+    return isinstance(exc, KafkaError) and exc.retriable
+
+
+_COMMIT_RETRY = stamina.AsyncRetryingCaller(
+    attempts=5, timeout=10.0, wait_initial=0.05, wait_max=1.0, wait_jitter=0.2
+).on(_retriable_commit_error)
+"""Retries one commit of durable offsets; bounded so a lost broker stalls only the commit
+(the records are redelivered and skipped as duplicates if it never lands)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,57 +71,46 @@ class _Staged:
     prepared: PreparedBatch
     rejected: list[_Rejected]
     started: float
+    commit: Commit
 
 
 @dataclass(frozen=True, slots=True)
 class _Durable:
     """A polled batch once it is on disk: what to commit and what to report."""
 
-    offsets: dict[TopicPartition, int]
-    records: int
+    staged: _Staged
     result: AppendResult
-    rejected: list[_Rejected]
-    started: float
+    head_seq: int
 
 
 class AuditConsumer:
-    """Runs the consume -> append -> fsync -> commit loop until :meth:`stop`."""
+    """Appends polled batches to the log and commits each once durable; see the module doc."""
 
-    def __init__(
-        self,
-        audit_log: AuditLog,
-        consumer: AIOKafkaConsumer,
-        quarantine: Quarantine,
-        *,
-        max_records: int = 1000,
-        poll_timeout_ms: int = 500,
-    ) -> None:
+    def __init__(self, audit_log: AuditLog, quarantine: Quarantine) -> None:
         self._log = audit_log
-        self._consumer = consumer
         self._quarantine = quarantine
-        self._max_records = max_records
-        self._poll_timeout_ms = poll_timeout_ms
-        self._stopping = asyncio.Event()
+        self._handling = asyncio.Lock()
+        """Held while a batch is handed over; :meth:`drain` takes it to stop the intake."""
+        self._io = asyncio.Lock()
+        """One thread touches the log at a time (a batch's write or an idle checkpoint)."""
+        self._closed = False
+        self._writing: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
-        self._queued: list[tuple[_Durable, int]] = []
-        """Durable batches (with the head seq after each) whose offsets are not committed yet."""
+        self._queued: list[_Durable] = []
+        """Durable batches whose offsets are not committed yet."""
+        self._progress = asyncio.Condition()
+        self.failed = asyncio.Event()
+        """Set when a write failed: the log takes no more writes; the process should exit."""
+        self.error: BaseException | None = None
         self.batches = 0
         """Batches made durable."""
         self.records_committed = 0
         """Kafka records (events and quarantined ones) whose offsets the group has committed."""
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    @property
-    def assigned(self) -> bool:
-        return bool(self._consumer.assignment())
-
-    async def run(self) -> None:
-        """Consume, pipelined, until :meth:`stop`; returns once the batch in hand is durable and
-        committed (records polled but not yet appended are left for the next start)."""
+    def announce(self) -> None:
+        """Publish what the log already holds: the head and any open sequence gaps."""
         metrics.HEAD_SEQ.set(self._log.head_seq)
-        for state in self._log.gaps.snapshot():  # gaps already in the log stay visible
+        for state in self._log.gaps.snapshot():
             metrics.MISSING.labels(state.source).set(state.missing_count)
             if state.missing_count:
                 log.warning(
@@ -107,61 +119,50 @@ class AuditConsumer:
                     missing=state.missing_count,
                     ranges=str(state.missing[:10]),
                 )
-        writing: asyncio.Task[None] | None = None
+
+    async def handle(self, records: Sequence[_Record], commit: Commit) -> None:
+        """Take one polled batch: stage it now, write it once the previous write returned, and
+        commit it with ``commit`` once durable. Returns when its write has started."""
+        async with self._handling:
+            if self._closed or self.failed.is_set() or not records:
+                return  # not committed: the records come again after a restart
+            staged = self._stage(records, commit)
+            if self._writing is not None:  # writes go one at a time, in order; a cancelled
+                writing, self._writing = self._writing, None  # handler never cuts one short
+                await asyncio.shield(writing)
+            self._writing = asyncio.create_task(self._write(staged), name="audit-write")
+
+    async def drain(self) -> None:
+        """Stop taking batches, then wait until the batch in hand is durable and committed."""
+        self._closed = True
+        async with self._handling:
+            writing, self._writing = self._writing, None
         try:
-            while not self._stopping.is_set():
-                # Polling and staging batch N+1 overlap the write and fsync of batch N, whose
-                # task also queues N's commit as soon as N is durable (not at the next poll).
-                batches = await self._poll()
-                staged = self._stage(batches) if batches else None
-                if writing is not None:  # writes go one at a time, in order; cancelling the
-                    await asyncio.shield(writing)  # loop never cuts one short (see finally)
-                    writing = None
-                if staged is not None:
-                    writing = asyncio.create_task(
-                        self._write_then_queue(staged), name="audit-write"
-                    )
-                else:
-                    await self._idle()
+            if writing is not None:
+                await asyncio.wait([writing])
+                writing.result()  # a failed write is the error to report
         finally:
-            try:
-                if writing is not None:  # stopped or cancelled mid-write: finish it, commit it
-                    await asyncio.wait([writing])
-                    writing.result()  # a failed write is the error to report
-            finally:
-                await self.settle()
+            await self._settle()
 
-    async def step(self) -> int:
-        """Poll one batch, append it and commit it (no pipelining); returns how many Kafka
-        records it held."""
-        batches = await self._poll()
-        if not batches:
-            await self._idle()
-            return 0
-        durable = await self._write(self._stage(batches))
-        await self._commit_after(durable)
-        await self.settle()
-        return durable.records
-
-    async def settle(self) -> None:
-        """Wait until every queued batch is committed (a commit's errors surface here)."""
-        task, self._commit_task = self._commit_task, None
-        if task is not None:
-            await task
-
-    async def _poll(self) -> _Batches:
-        batches: _Batches = await self._consumer.getmany(
-            timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-        )
-        return batches
-
-    async def _idle(self) -> None:
-        """No records: finish the commit in flight and sign the head if it is time to."""
-        await self.settle()
-        if await asyncio.to_thread(self._log.maybe_checkpoint):
+    async def tick(self) -> bool:
+        """With no write in flight, sign the head if a time checkpoint is due (an idle log
+        gets no batch to trigger it). Returns whether it signed."""
+        if self._io.locked() or self.failed.is_set():
+            return False  # the write in flight checks the checkpoint itself
+        async with self._io:
+            signed = await asyncio.to_thread(self._log.maybe_checkpoint)
+        if signed:
             metrics.CHECKPOINTS.inc()
+        return signed
 
-    def _stage(self, batches: _Batches) -> _Staged:
+    async def wait_until(self, done: Callable[[AuditConsumer], bool]) -> None:
+        """Return once ``done(self)`` holds; checked after each durable batch and each commit."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: done(self) or self.failed.is_set())
+        if self.error is not None and not done(self):
+            raise self.error
+
+    def _stage(self, records: Sequence[_Record], commit: Commit) -> _Staged:
         """Decode, validate, encode and chain a batch: the CPU half, run on the event loop.
 
         Running it on the loop rather than in a thread is faster: pure-Python CPU work in a
@@ -170,7 +171,6 @@ class AuditConsumer:
         Performance). The loop pauses meanwhile: 15-30 ms for 1,000 events.
         """
         started = time.perf_counter()
-        records = [record for batch in batches.values() for record in batch]
         decoded = decode_events([record.value for record in records])
         events = [item for item in decoded if isinstance(item, Event)]
         rejected: list[_Rejected] = []
@@ -180,32 +180,97 @@ class AuditConsumer:
                 for r, item in zip(records, decoded, strict=True)
                 if isinstance(item, Rejected)
             ]
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:  # in poll order: the last offset of each partition wins
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         return _Staged(
-            offsets={tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch},
+            offsets=offsets,
             records=len(records),
             prepared=self._log.prepare(events, from_json=True),
             rejected=rejected,
             started=started,
+            commit=commit,
         )
 
-    async def _write(self, staged: _Staged) -> _Durable:
+    async def _write(self, staged: _Staged) -> None:
         """The I/O half, in a worker thread (the GIL is free while it waits on the disk):
-        quarantine the rejected records, write the events, fsync both; durable on return."""
-        result = await asyncio.to_thread(self._write_files, staged)
+        quarantine the rejected records, write the events, fsync both; then queue the commit."""
+        try:
+            async with self._io:
+                result = await asyncio.to_thread(self._write_files, staged)
+        except BaseException as exc:
+            self.error = exc
+            self.failed.set()
+            log.error("audit_write_failed", error=exc.__class__.__name__)
+            async with self._progress:
+                self._progress.notify_all()
+            raise
         metrics.APPEND_SECONDS.observe(time.perf_counter() - staged.started)
-        return _Durable(staged.offsets, staged.records, result, staged.rejected, staged.started)
-
-    async def _write_then_queue(self, staged: _Staged) -> None:
-        await self._commit_after(await self._write(staged))
+        self._report(staged, result)
+        self.batches += 1
+        self._queued.append(_Durable(staged, result, self._log.head_seq))
+        if self._commit_task is not None and self._commit_task.done():
+            await self._settle()  # surfaces a commit that failed
+        if self._commit_task is None:
+            self._commit_task = asyncio.create_task(self._committer(), name="audit-commit")
+        async with self._progress:
+            self._progress.notify_all()
 
     def _write_files(self, staged: _Staged) -> AppendResult:
         if staged.rejected:
             self._quarantine.add(staged.rejected)
         return self._log.write(staged.prepared)
 
-    async def _commit_after(self, durable: _Durable) -> None:
-        """Report a durable batch and queue its offsets for the committer."""
-        for entry in durable.rejected:
+    async def _settle(self) -> None:
+        """Wait until every queued batch is committed (a commit's errors surface here)."""
+        task, self._commit_task = self._commit_task, None
+        if task is not None:
+            await task
+
+    async def _committer(self) -> None:
+        """Commit the queued batches, all that are queued by then in each commit, until none is
+        left; then write each batch's one log line."""
+        while self._queued:
+            batches, self._queued = self._queued, []
+            offsets: dict[TopicPartition, int] = {}
+            for durable in batches:  # in batch order: later offsets win
+                offsets.update(durable.staged.offsets)
+            committed = await self._commit(batches[-1].staged.commit, offsets)
+            for durable in batches:
+                staged, result = durable.staged, durable.result
+                if committed:
+                    self.records_committed += staged.records
+                log.info(
+                    "audit_batch",
+                    records=staged.records,
+                    appended=result.appended,
+                    duplicates=result.duplicates,
+                    quarantined=len(staged.rejected),
+                    head_seq=durable.head_seq,
+                    checkpointed=result.checkpointed,
+                    committed=committed,
+                    batches_in_commit=len(batches),
+                    ms=round((time.perf_counter() - staged.started) * 1000, 2),
+                )
+            async with self._progress:
+                self._progress.notify_all()
+
+    @staticmethod
+    async def _commit(commit: Commit, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit after the write is durable. A rebalance may refuse it: the records come again
+        to whoever owns the partition and are skipped as duplicates, so that is only logged."""
+        try:
+            await _COMMIT_RETRY(commit, offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("audit_commit_refused", error=exc.__class__.__name__)
+            return False
+        except KafkaError as exc:  # retries spent: as if refused, the records come again
+            log.warning("audit_commit_failed", error=exc.__class__.__name__)
+            return False
+        return True
+
+    def _report(self, staged: _Staged, result: AppendResult) -> None:
+        for entry in staged.rejected:
             metrics.QUARANTINED.labels(entry[5].reason).inc()
             log.warning(
                 "audit_event_quarantined",
@@ -215,51 +280,6 @@ class AuditConsumer:
                 reason=entry[5].reason,
                 detail=entry[5].detail,
             )
-        self._observe(durable.result)
-        self.batches += 1
-        self._queued.append((durable, self._log.head_seq))
-        if self._commit_task is not None and self._commit_task.done():
-            await self.settle()  # surfaces a commit that failed
-        if self._commit_task is None:
-            self._commit_task = asyncio.create_task(self._committer(), name="audit-commit")
-
-    async def _committer(self) -> None:
-        """Commit the queued batches, all that are queued by then in each commit, until none is
-        left; then write each batch's one log line."""
-        while self._queued:
-            batches, self._queued = self._queued, []
-            offsets: dict[TopicPartition, int] = {}
-            for durable, _ in batches:  # in batch order: later offsets win
-                offsets.update(durable.offsets)
-            committed = await self._commit(offsets)
-            for durable, head_seq in batches:
-                if committed:
-                    self.records_committed += durable.records
-                result = durable.result
-                log.info(
-                    "audit_batch",
-                    records=durable.records,
-                    appended=result.appended,
-                    duplicates=result.duplicates,
-                    quarantined=len(durable.rejected),
-                    head_seq=head_seq,
-                    checkpointed=result.checkpointed,
-                    committed=committed,
-                    batches_in_commit=len(batches),
-                    ms=round((time.perf_counter() - durable.started) * 1000, 2),
-                )
-
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
-        """Commit after the write is durable. A rebalance may refuse it: the records come again
-        to whoever owns the partition and are skipped as duplicates, so that is only logged."""
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("audit_commit_refused", error=exc.__class__.__name__)
-            return False
-        return True
-
-    def _observe(self, result: AppendResult) -> None:
         metrics.APPENDED.inc(result.appended)
         metrics.DUPLICATES.inc(result.duplicates)
         metrics.HEAD_SEQ.set(self._log.head_seq)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,6 +92,37 @@ class GapTracker:
         if not _fill(state.missing, sequence):
             state.repeated += 1
         return None
+
+    def holds(self, source: str, sequence: int) -> bool:
+        """Whether an event numbered ``sequence`` of ``source`` was seen (``sequence`` >= 1).
+
+        Seen means at or below the highest number and not in an open gap: the outbox numbers
+        a source's events without holes, so this set needs no per-event memory."""
+        with self._lock:
+            state = self._sources.get(source)
+            if state is None or not 0 < sequence <= state.last:
+                return False
+            return not any(first <= sequence <= last for first, last in state.missing)
+
+    def export(self) -> dict[str, Any]:
+        """The state as JSON-able data, for the writer's start-up snapshot."""
+        with self._lock:
+            return {
+                name: {"last": s.last, "missing": s.missing, "repeated": s.repeated}
+                for name, s in sorted(self._sources.items())
+            }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> GapTracker:
+        """A tracker from :meth:`export` output (``ValueError``/``TypeError``/``KeyError`` if
+        it is not that)."""
+        tracker = cls()
+        for name, state in data.items():
+            missing = [[int(a), int(b)] for a, b in state["missing"]]
+            tracker._sources[str(name)] = _State(
+                int(state["last"]), missing, int(state["repeated"])
+            )
+        return tracker
 
     def snapshot(self) -> list[SourceGaps]:
         with self._lock:

@@ -4,8 +4,11 @@ Durability: each :meth:`AuditLog.append` writes its records with one ``write`` p
 one ``fsync`` per touched file (plus the directory when a segment is created), so the caller may
 commit Kafka offsets as soon as it returns.
 
-Idempotency: the set of event ids and the chain head are rebuilt from the segments on
-:meth:`AuditLog.open` (one pass over the log; no index file that could disagree with the log).
+Idempotency: an event is known by its source's sequence number (:mod:`services.audit.seen`),
+so no event id is held in memory. :meth:`AuditLog.open` starts from the snapshot written at the
+last checkpoint (:mod:`services.audit.snapshot`) and replays only the records after it: start-up
+time and memory do not grow with the log. Without a usable snapshot (a log written before
+snapshots existed, or one that no longer matches the log) it rebuilds from the whole log once.
 A torn last line left by a crash mid-write is cut off: it was never acknowledged, so Kafka
 delivers that event again.
 
@@ -15,14 +18,14 @@ One process writes a log directory at a time (an exclusive ``flock`` on ``<dir>/
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.audit.checkpoints import CHECKPOINT_FILE, encode_checkpoint, read_checkpoints
@@ -30,13 +33,26 @@ from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFaile
 from services.audit.event_json import encode_events
 from services.audit.gaps import Gap, GapTracker
 from services.audit.records import GENESIS_HASH, chain_records, parse_line
-from services.audit.segments import cut_torn_tail, fsync_dir, list_segments, segment_name
+from services.audit.seen import Identity, SeenEvents, fingerprint
+from services.audit.segments import (
+    cut_torn_tail,
+    fsync_dir,
+    list_segments,
+    read_from,
+    read_window,
+    segment_name,
+)
+from services.audit.snapshot import Snapshot, read_snapshot, write_snapshot
 from shared.events import Event
 from shared.logging import get_logger
 
 __all__ = ["AppendResult", "AuditLog", "PreparedBatch"]
 
 log = get_logger(__name__)
+
+_RECORD_WINDOW = 4 * 1024 * 1024
+"""Bytes read back from the snapshot's position to find its record (records stay far smaller:
+a Kafka message is at most about 1 MiB by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +64,8 @@ class PreparedBatch:
     first_seq: int
     head_hash: str
     """Hash of the last line (the head once written)."""
-    sequences: list[tuple[str, int]]
-    """``(source, sequence)`` of each new event, for the gap tracker once written."""
+    identities: list[Identity]
+    """``(source, sequence, id, fingerprint)`` of each new event, recorded once written."""
     duplicates: int
 
 
@@ -78,8 +94,11 @@ class AuditLog:
         segment_max_bytes: int = 64 * 1024 * 1024,
         checkpoint_every_records: int = 1000,
         checkpoint_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
+        self._clock = clock
+        """Seconds on a monotonic scale; tests pass their own to drive time checkpoints."""
         self._key = signing_key
         self._segment_max_bytes = segment_max_bytes
         self._checkpoint_every_records = checkpoint_every_records
@@ -90,12 +109,14 @@ class AuditLog:
         self._prepared_hash = GENESIS_HASH
         """The head after every prepared batch (ahead of ``head_seq`` while one is written)."""
         self.gaps = GapTracker()
-        self._ids: set[str] = set()
+        self._seen: SeenEvents | None = None
         self._lock_fd: int | None = None
         self._segment_fd: int | None = None
+        self._segment_first = 0
         self._segment_size = 0
+        self._snapshot_seq = 0
         self._checkpoint_seq = 0
-        self._checkpoint_at = time.monotonic()
+        self._checkpoint_at = clock()
         self._ready = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -109,6 +130,7 @@ class AuditLog:
         segment_max_bytes: int = 64 * 1024 * 1024,
         checkpoint_every_records: int = 1000,
         checkpoint_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Self:
         """Lock ``directory`` and rebuild the head, the id set and the gaps from disk."""
         audit_log = cls(
@@ -117,10 +139,12 @@ class AuditLog:
             segment_max_bytes=segment_max_bytes,
             checkpoint_every_records=checkpoint_every_records,
             checkpoint_every_s=checkpoint_every_s,
+            clock=clock,
         )
         directory.mkdir(parents=True, exist_ok=True)
         audit_log._lock()
         try:
+            audit_log._seen = SeenEvents(directory, audit_log.gaps)
             audit_log._recover()
             audit_log._prepared_seq, audit_log._prepared_hash = (
                 audit_log.head_seq,
@@ -136,6 +160,10 @@ class AuditLog:
         """Checkpoint what is unsigned, then release the files and the lock."""
         if self._ready and self.head_seq > self._checkpoint_seq:
             self.checkpoint()
+        elif self._ready and self.head_seq > self._snapshot_seq:
+            self._snapshot()
+        if self._seen is not None:
+            self._seen.close()
         if self._segment_fd is not None:
             os.close(self._segment_fd)
             self._segment_fd = None
@@ -145,11 +173,6 @@ class AuditLog:
         self._ready = False
 
     @property
-    def event_count(self) -> int:
-        """Event ids logged, counting a prepared batch whose write is in flight."""
-        return len(self._ids)
-
-    @property
     def public_key(self) -> Ed25519PublicKey:
         return self._key.public_key()
 
@@ -157,9 +180,6 @@ class AuditLog:
     def checkpoint_seq(self) -> int:
         """Seq of the newest signed checkpoint (0 when none yet)."""
         return self._checkpoint_seq
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -179,28 +199,20 @@ class AuditLog:
         worker thread. Everything that can fail on the events' content fails here, before a byte
         is written.
         """
-        if not self._ready:
+        if not self._ready or self._seen is None:
             raise LogWriteFailedError("the log is closed or a previous write failed; restart")
-        fresh: list[Event] = []
-        fresh_ids: set[str] = set()
-        known = self._ids
-        for event in events:
-            if event.id in known or event.id in fresh_ids:
-                continue
-            fresh_ids.add(event.id)
-            fresh.append(event)
         first_seq = self._prepared_seq + 1
+        # Later batches must chain on this one and skip its events even before it is written;
+        # if its write fails the log stops taking writes (a restart rebuilds this from disk).
+        fresh, identities = self._seen.fresh(events)
         bodies = encode_events(fresh, from_json=from_json)
         lines, head = chain_records(first_seq, bodies, self._prepared_hash)
-        # Later batches must chain on this one and skip its ids even before it is written; if
-        # its write fails the log stops taking writes (a restart rebuilds all this from disk).
-        known.update(fresh_ids)
         self._prepared_seq, self._prepared_hash = first_seq + len(lines) - 1, head
         return PreparedBatch(
             lines=lines,
             first_seq=first_seq,
             head_hash=head,
-            sequences=[(e.source, e.sequence) for e in fresh],
+            identities=identities,
             duplicates=len(events) - len(fresh),
         )
 
@@ -227,7 +239,9 @@ class AuditLog:
                     f"writing the log failed ({exc.__class__.__name__}); restart to recover"
                 ) from exc
             self.head_seq, self.head_hash = batch.first_seq + len(lines) - 1, batch.head_hash
-            gaps = self.gaps.observe_many(batch.sequences)
+            gaps = self.gaps.observe_many((i[0], i[1]) for i in batch.identities)
+            assert self._seen is not None  # set by open()
+            self._seen.written(batch.identities)
         checkpointed = self.maybe_checkpoint()
         return AppendResult(
             appended=len(lines),
@@ -243,7 +257,7 @@ class AuditLog:
         unsigned = self.head_seq - self._checkpoint_seq
         if unsigned <= 0:
             return False
-        due = time.monotonic() - self._checkpoint_at >= self._checkpoint_every_s
+        due = self._clock() - self._checkpoint_at >= self._checkpoint_every_s
         if unsigned >= self._checkpoint_every_records or due:
             self.checkpoint()
             return True
@@ -269,7 +283,30 @@ class AuditLog:
                 f"writing a checkpoint failed ({exc.__class__.__name__}); restart to recover"
             ) from exc
         self._checkpoint_seq = self.head_seq
-        self._checkpoint_at = time.monotonic()
+        self._checkpoint_at = self._clock()
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Record where the head is (see :mod:`services.audit.snapshot`), after making the
+        index slots it relies on durable. A failure here costs only a longer next start."""
+        if self._seen is None or self.head_seq == 0:
+            return
+        try:
+            self._seen.sync()
+            write_snapshot(
+                self.directory,
+                Snapshot(
+                    seq=self.head_seq,
+                    hash=self.head_hash,
+                    segment=self._segment_first,
+                    end=self._segment_size,
+                    sources=self.gaps.export(),
+                ),
+            )
+        except OSError as exc:
+            log.warning("audit_snapshot_failed", error=exc.__class__.__name__)
+            return
+        self._snapshot_seq = self.head_seq
 
     def _write(self, lines: list[bytes], first_seq: int) -> None:
         buffer: list[bytes] = []
@@ -301,6 +338,7 @@ class AuditLog:
             os.close(self._segment_fd)
         path = self.directory / segment_name(first_seq)
         self._segment_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._segment_first = first_seq
         self._segment_size = os.fstat(self._segment_fd).st_size
         fsync_dir(self.directory)
         log.info("audit_segment_opened", segment=path.name, first_seq=first_seq)
@@ -320,56 +358,108 @@ class AuditLog:
 
     def _recover(self) -> None:
         segments = list_segments(self.directory)
-        expected = 1
-        for index, (first_seq, path) in enumerate(segments):
-            is_last = index == len(segments) - 1
-            data = path.read_bytes()
-            if is_last:
-                data = cut_torn_tail(path, data)
-            if first_seq != expected and data:
+        snapshot = read_snapshot(self.directory)
+        replay = self._resume(segments, snapshot) if snapshot is not None else None
+        resumed_from = snapshot.seq if snapshot is not None and replay is not None else 0
+        if replay is None:  # no usable snapshot: rebuild from the whole log
+            assert self._seen is not None  # set by open()
+            self._seen.reset()
+            self.gaps = GapTracker()
+            self._seen.use(self.gaps)
+            self.head_seq, self.head_hash = 0, GENESIS_HASH
+            replay = [(first, path, 0) for first, path in segments]
+        expected = self.head_seq + 1
+        replayed = 0
+        for first_seq, path, start in replay:
+            data = read_from(path, start)  # a resumed segment: only what follows the snapshot
+            if path == segments[-1][1]:
+                data = cut_torn_tail(path, data, start)
+            if first_seq != expected and data and start == 0:
                 raise LogCorruptError(
                     f"segment {path.name} starts at seq {first_seq}, expected {expected}; "
                     "run `alertyard audit verify`",
                 )
-            for line in data.splitlines():
-                expected = self._replay(line, expected, path)
+            lines = data.splitlines()
+            expected = self._replay(lines, expected, path)
+            replayed += len(lines)
         if segments:
-            path = segments[-1][1]
+            first_seq, path = segments[-1]
             self._segment_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._segment_first = first_seq
             self._segment_size = os.fstat(self._segment_fd).st_size
-            if segments[-1][0] != expected and self._segment_size == 0:
+            if first_seq != expected and self._segment_size == 0:
                 # An empty segment whose name no longer fits (cannot happen by rotation): reuse
                 # it under the right name rather than leave a misnamed file.
                 os.close(self._segment_fd)
                 self._segment_fd = None
                 path.unlink()
         self._recover_checkpoints()
+        self._snapshot_seq = resumed_from
         log.info(
             "audit_log_opened",
             directory=str(self.directory),
             head_seq=self.head_seq,
             segments=len(segments),
             checkpoint_seq=self._checkpoint_seq,
+            replayed=replayed,
+            from_snapshot=resumed_from,
         )
 
-    def _replay(self, line: bytes, expected: int, path: Path) -> int:
-        parsed = parse_line(line)
+    def _resume(
+        self, segments: list[tuple[int, Path]], snapshot: Snapshot
+    ) -> list[tuple[int, Path, int]] | None:
+        """Start from ``snapshot``: the segments to replay, each with the byte offset to start
+        at; None when the log no longer holds the snapshot's record as it was."""
+        at = next((i for i, (first, _) in enumerate(segments) if first == snapshot.segment), None)
+        if at is None:
+            _distrust(snapshot, "its segment is missing")
+            return None
+        first_seq, path = segments[at]
+        start, data = read_window(path, snapshot.end, _RECORD_WINDOW)
+        begins = data.rfind(b"\n", 0, len(data) - 1) + 1
+        if begins == 0 and start > 0:  # a record longer than the window: read it all
+            start, data = read_window(path, snapshot.end, snapshot.end)
+            begins = data.rfind(b"\n", 0, len(data) - 1) + 1
+        line = data[begins:-1]
+        parsed = parse_line(line) if data.endswith(b"\n") else None
+        if parsed is None or (parsed.seq, parsed.stored_hash) != (snapshot.seq, snapshot.hash):
+            _distrust(snapshot, "its record is not in the log as it was")
+            return None
         try:
-            event = json.loads(line)["event"]
-            event_id, source, sequence = event["id"], event["source"], int(event["sequence"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise LogCorruptError(
-                f"record at seq {expected} in {path.name} does not parse; "
-                "run `alertyard audit verify`"
-            ) from exc
-        if parsed is None or parsed.seq != expected:
-            raise LogCorruptError(
-                f"expected seq {expected} in {path.name}; run `alertyard audit verify`"
-            )
-        self._ids.add(event_id)
-        self.gaps.observe(source, sequence)
-        self.head_seq, self.head_hash = parsed.seq, parsed.stored_hash
-        return expected + 1
+            gaps = GapTracker.restore(snapshot.sources)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            _distrust(snapshot, "its sequence state does not parse")
+            return None
+        assert self._seen is not None  # set by open()
+        self.gaps = gaps
+        self._seen.use(gaps)
+        self.head_seq, self.head_hash = snapshot.seq, snapshot.hash
+        return [(first_seq, path, snapshot.end)] + [(f, p, 0) for f, p in segments[at + 1 :]]
+
+    def _replay(self, lines: list[bytes], expected: int, path: Path) -> int:
+        """Check and take in records ``expected, expected + 1, ...``; returns the next seq."""
+        assert self._seen is not None  # set by open()
+        identities: list[Identity] = []
+        for line in lines:
+            parsed = parse_line(line)
+            try:
+                event = orjson.loads(line)["event"]
+                event_id, source, sequence = event["id"], event["source"], int(event["sequence"])
+            except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+                raise LogCorruptError(
+                    f"record at seq {expected} in {path.name} does not parse; "
+                    "run `alertyard audit verify`"
+                ) from exc
+            if parsed is None or parsed.seq != expected:
+                raise LogCorruptError(
+                    f"expected seq {expected} in {path.name}; run `alertyard audit verify`"
+                )
+            identities.append((source, sequence, event_id, fingerprint(event_id)))
+            self.head_seq, self.head_hash = parsed.seq, parsed.stored_hash
+            expected += 1
+        self.gaps.observe_many((i[0], i[1]) for i in identities)
+        self._seen.written(identities)
+        return expected
 
     def _recover_checkpoints(self) -> None:
         path = self.directory / CHECKPOINT_FILE
@@ -378,6 +468,10 @@ class AuditLog:
         checkpoints, _ = read_checkpoints(path)
         if checkpoints:
             self._checkpoint_seq = min(checkpoints[-1].seq, self.head_seq)
+
+
+def _distrust(snapshot: Snapshot, why: str) -> None:
+    log.warning("audit_snapshot_ignored", seq=snapshot.seq, reason=why)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+
+from faststream.kafka import KafkaBroker
 
 from services.audit.app import build_app
 from services.audit.consumer import AuditConsumer
 from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.signing import load_or_create_signing_key
+from services.audit.subscriber import build_audit_router
 from shared.http_auth import FailedAuthLimiter
-from shared.kafka import ensure_topics, make_consumer, wait_for_kafka
+from shared.kafka import ensure_topics, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
 from shared.runtime import tune_gc
@@ -65,13 +69,6 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         partitions=settings.topics.partitions,
         replication_factor=settings.topics.replication_factor,
     )
-    kafka = make_consumer(
-        settings.kafka_bootstrap_servers,
-        topic,
-        group_id=settings.group_id,
-        max_poll_records=settings.batch_max_records,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-    )
     redis = make_redis(settings.redis_url)
     validator = build_validator(
         TokensSettings(
@@ -79,30 +76,38 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         ),
         redis,
     )
-    consumer = AuditConsumer(
-        audit_log,
-        kafka,
-        await asyncio.to_thread(Quarantine, settings.log_dir),
+    consumer = AuditConsumer(audit_log, await asyncio.to_thread(Quarantine, settings.log_dir))
+    subscription = build_audit_router(
+        consumer,
+        topic=topic,
+        group_id=settings.group_id,
         max_records=settings.batch_max_records,
         poll_timeout_ms=settings.poll_timeout_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
+    # Per-batch "Received"/"Processed" lines at debug: the consumer writes one line per batch.
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, log_level=logging.DEBUG)
+    broker.include_router(subscription.router)
     app = build_app(
         validator=validator,
         log_dir=settings.log_dir,
         public_key=audit_log.public_key,
         gaps=audit_log.gaps,
-        readiness_checks=lambda: {"partitions_assigned": consumer.assigned},
+        readiness_checks=lambda: {"partitions_assigned": subscription.assigned},
         auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
-    await kafka.start()
+    consumer.announce()
+    await broker.start()
     await validator.start()
     tune_gc()  # start-up is done: see shared/runtime.py for why
-    consuming = asyncio.create_task(consumer.run(), name="consumer")
     tasks = {
-        consuming,
         asyncio.create_task(server.serve(), name="http"),
         asyncio.create_task(stop.wait(), name="signal"),
+        asyncio.create_task(consumer.failed.wait(), name="write-failed"),
+        asyncio.create_task(
+            _tick(consumer, settings.poll_timeout_ms / 1000), name="checkpoint-tick"
+        ),
     }
     log.info(
         "audit_started",
@@ -120,16 +125,23 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
     finally:
         log.info("audit_stopping")
         server.should_exit = True
-        consumer.stop()
-        # Let the batch in hand finish (never cancel an append half-way through its thread).
+        # Let the batch in hand finish and commit before the consumer goes (never cancel an
+        # append half-way through its thread); batches polled after this come again next start.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(consuming), timeout=30)
+            await asyncio.wait_for(asyncio.shield(consumer.drain()), timeout=30)
         for task in tasks:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await kafka.stop()
+        await broker.stop()
         await validator.stop()
         await redis.aclose()
-    if consuming.done() and not consuming.cancelled() and (error := consuming.exception()):
-        raise error  # a failed append (disk full, I/O error): exit non-zero, restart recovers
+    if consumer.error is not None:
+        raise consumer.error  # a failed append (disk full, I/O error): exit non-zero to recover
+
+
+async def _tick(consumer: AuditConsumer, every_s: float) -> None:
+    """Time-based checkpoints while no batch arrives (a batch checks them itself)."""
+    while True:
+        await asyncio.sleep(every_s)  # a period, not a synchronisation
+        await consumer.tick()

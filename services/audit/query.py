@@ -1,8 +1,10 @@
 """Find records by actor, token id, type, subject and time, a page at a time.
 
 Pages run in seq order; the cursor is the seq of the last record returned, so a page is stable
-however much is appended meanwhile. Filters on strings are first checked as byte substrings of
-the canonical line (cheap), and only lines that may match are parsed.
+however much is appended meanwhile. Sealed segments whose summary (:mod:`services.audit.
+summaries`) rules the query out are skipped unread; in the others, filters on strings are first
+checked as byte substrings of the canonical line (cheap), and only lines that may match are
+parsed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.audit.errors import InvalidCursorError
 from services.audit.segments import complete_lines, list_segments
+from services.audit.summaries import SegmentSummaries, summary_keys
 from shared.events import Event
 
 __all__ = ["AuditPage", "AuditQuery", "AuditRecord", "query_log"]
@@ -68,16 +71,32 @@ class AuditPage(BaseModel):
 
 
 def query_log(
-    directory: Path, query: AuditQuery, *, cursor: str | None = None, limit: int = 100
+    directory: Path,
+    query: AuditQuery,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    summaries: SegmentSummaries | None = None,
 ) -> AuditPage:
-    """Up to ``limit`` records after ``cursor`` that match ``query``, in seq order."""
+    """Up to ``limit`` records after ``cursor`` that match ``query``, in seq order.
+
+    With ``summaries``, a sealed segment whose summary rules the query out is not read.
+    """
     after = _parse_cursor(cursor)
     needles = _needles(query)
+    keys = _summary_keys(query)
+    timed = query.since is not None or query.until is not None
     segments = list_segments(directory)
     firsts = [first for first, _ in segments]
     start = max(bisect.bisect_right(firsts, after + 1) - 1, 0)
     found: list[AuditRecord] = []
-    for first_seq, path in segments[start:]:
+    for index, (first_seq, path) in enumerate(segments[start:], start=start):
+        if summaries is not None and (keys or timed) and index < len(segments) - 1:
+            summary = summaries.get(path)
+            if not summary.may_overlap(query.since, query.until) or not all(
+                any(summary.may_hold(key) for key in options) for options in keys
+            ):
+                continue
         lines = complete_lines(path.read_bytes())
         for line in lines[max(after + 1 - first_seq, 0) :]:
             if not all(any(n in line for n in options) for options in needles):
@@ -119,6 +138,25 @@ def _needles(query: AuditQuery) -> list[list[bytes]]:
     if query.subject is not None:
         needles.append([member("subject", query.subject)])
     return needles
+
+
+def _summary_keys(query: AuditQuery) -> list[list[bytes]]:
+    """What a segment's summary must (maybe) hold for the segment to match: one of each."""
+    keys = []
+    if query.actor is not None:
+        keys.append([summary_keys("user_id", query.actor)])
+    if query.token_id is not None:
+        keys.append(
+            [
+                summary_keys("token_id", query.token_id),
+                summary_keys("subject", f"token/{query.token_id}"),
+            ]
+        )
+    if query.type is not None:
+        keys.append([summary_keys("type", query.type)])
+    if query.subject is not None:
+        keys.append([summary_keys("subject", query.subject)])
+    return keys
 
 
 def _matches(event: Event, query: AuditQuery) -> bool:

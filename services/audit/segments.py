@@ -15,6 +15,8 @@ __all__ = [
     "cut_torn_tail",
     "fsync_dir",
     "list_segments",
+    "read_from",
+    "read_window",
     "segment_name",
 ]
 
@@ -55,13 +57,29 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def cut_torn_tail(path: Path, data: bytes) -> bytes:
-    """Drop a partial last line (a crash mid-write) from ``path``; returns what remains."""
+def read_from(path: Path, offset: int) -> bytes:
+    """The bytes of ``path`` from ``offset`` on."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read()
+
+
+def read_window(path: Path, end: int, size: int) -> tuple[int, bytes]:
+    """Up to ``size`` bytes of ``path`` ending at ``end``, with the offset they start at."""
+    start = max(end - size, 0)
+    with path.open("rb") as handle:
+        handle.seek(start)
+        return start, handle.read(end - start)
+
+
+def cut_torn_tail(path: Path, data: bytes, offset: int = 0) -> bytes:
+    """Drop a partial last line (a crash mid-write) from ``path``, whose bytes from ``offset``
+    on are ``data``; returns what remains of ``data``."""
     if not data or data.endswith(b"\n"):
         return data
     keep = data.rfind(b"\n") + 1
     with path.open("r+b") as handle:
-        handle.truncate(keep)
+        handle.truncate(offset + keep)
         handle.flush()
         os.fsync(handle.fileno())
     log.warning("audit_torn_tail_cut", file=path.name, dropped_bytes=len(data) - keep)

@@ -11,27 +11,35 @@ newest checkpoint.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict
 
 from services.audit.checkpoints import CHECKPOINT_FILE, Checkpoint, read_checkpoints
-from services.audit.records import GENESIS_HASH, parse_line
+from services.audit.records import (
+    GENESIS_HASH,
+    HASH_KEY,
+    HASH_SUFFIX_LEN,
+    PREV_KEY,
+    SEQ_KEY,
+    hashed_bytes,
+    parse_line,
+    record_tail,
+    stored_hash,
+)
 from services.audit.segments import list_segments
 from services.audit.signing import key_id
 
-__all__ = ["Problem", "Progress", "VerifyReport", "verify_log"]
+__all__ = ["Problem", "Progress", "VerifyCache", "VerifyReport", "verify_log"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(bytes_done, bytes_total)`` after each segment."""
 
-_SUFFIX = 75  # len(',"hash":"') + 64 + len('"}')
-_HASH_KEY = b',"hash":"'
-_PREV_KEY = b',"prev_hash":"'
-_SEQ_KEY = b'","seq":'
 _HEXDIGEST = type(hashlib.sha256()).hexdigest
 
 
@@ -76,23 +84,53 @@ def verify_log(
     *,
     progress: Progress | None = None,
     live: bool = False,
+    cache: VerifyCache | None = None,
 ) -> VerifyReport:
     """Verify the log in ``directory`` (read-only; safe on a live log or an offline copy).
 
     ``live``: the writer may be appending right now, so a partial last line of the newest
     segment is a write in flight (left out), not a torn tail.
+
+    ``cache``: verify incrementally. A sealed segment that verified before and whose inode,
+    size and modification time are unchanged is taken as verified then (its chain state and
+    the checkpoints it matched are remembered), so a request reads only the newest segment and
+    any segment touched since. Without a cache (the CLI, an auditor) every byte is read.
     """
+    if cache is not None:
+        with cache.lock:  # one request at a time updates it
+            return _verify(directory, public_key, progress, live, cache)
+    return _verify(directory, public_key, progress, live, None)
+
+
+def _verify(
+    directory: Path,
+    public_key: Ed25519PublicKey,
+    progress: Progress | None,
+    live: bool,
+    cache: VerifyCache | None,
+) -> VerifyReport:
     started = time.perf_counter()
     problems: list[Problem] = []
     expected_key = key_id(public_key)
-    signed = _signed_checkpoints(directory, public_key, expected_key, problems)
+    signed = _signed_checkpoints(directory, public_key, expected_key, problems, cache)
 
     segments = list_segments(directory)
     total = sum(path.stat().st_size for _, path in segments)
     done = 0
     expected, prev, broken = 1, GENESIS_HASH.encode(), False
     sha256 = hashlib.sha256
+    sealed = len(segments) - 1  # segments before the newest no longer grow
     for index, (first_seq, path) in enumerate(segments):
+        stamp = _stamp(path)
+        reused = cache.reuse(path.name, stamp, expected, prev, signed) if cache else None
+        if reused is not None:  # verified before and not touched since: trusted as it was
+            count, prev = reused
+            expected += count
+            done += stamp[1]
+            if progress is not None:
+                progress(done, total)
+            continue
+        start_seq, start_prev = expected, prev
         data = path.read_bytes()
         lines = data.split(b"\n")
         torn = lines.pop()  # b"" when the file ends with a newline
@@ -106,25 +144,41 @@ def verify_log(
             )
             break
         if _segment_intact(lines, expected, prev) and all(
-            checkpoint.hash.encode() == lines[seq - expected][-66:-2]
+            checkpoint.hash.encode() == stored_hash(lines[seq - expected])
             for seq, checkpoint in signed.items()
             if expected <= seq < expected + len(lines)
         ):
             # Every record and link holds and every checkpoint in range matches.
             if lines:
-                expected, prev = expected + len(lines), lines[-1][-66:-2]
+                expected, prev = expected + len(lines), stored_hash(lines[-1])
+                if cache is not None and index < sealed and not torn:
+                    cache.remember(
+                        path.name,
+                        _Verified(
+                            stamp,
+                            start_seq,
+                            start_prev,
+                            len(lines),
+                            prev,
+                            {
+                                seq: c.hash
+                                for seq, c in signed.items()
+                                if start_seq <= seq < expected
+                            },
+                        ),
+                    )
             lines = []
         for line in lines:
             # Slow path, only for a segment the fast check rejected: find the first bad record.
             # Knowing the expected seq and prev_hash, the record must end with exactly these
             # bytes; one endswith() checks the structure, the seq and the link at once. Only a
             # line that fails is parsed, to say what is wrong with it.
-            end = len(line) - _SUFFIX
-            tail = _PREV_KEY + prev + _SEQ_KEY + str(expected).encode() + _HASH_KEY
-            if not line.endswith(tail, 0, end + 9) or not line.endswith(b'"}'):
+            end = len(line) - HASH_SUFFIX_LEN
+            tail = PREV_KEY + prev + SEQ_KEY + str(expected).encode() + HASH_KEY
+            if not line.endswith(tail, 0, end + len(HASH_KEY)) or not line.endswith(b'"}'):
                 broken = _diagnose(problems, line, expected, prev)
                 break
-            stored = line[-66:-2]
+            stored = stored_hash(line)
             if sha256(line[:end] + b"}").hexdigest().encode() != stored:
                 broken = _fail(
                     problems,
@@ -188,8 +242,78 @@ def verify_log(
     )
 
 
+_Stamp = tuple[int, int, int]
+"""A segment file's inode, size and modification time (ns): any rewrite changes one of them."""
+
+
+def _stamp(path: Path) -> _Stamp:
+    info = path.stat()
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A sealed segment as it was when it verified."""
+
+    stamp: _Stamp
+    first_seq: int
+    prev_hash: bytes
+    """The hash the segment's first record chained on."""
+    records: int
+    last_hash: bytes
+    checkpoints: dict[int, str]
+    """The signed checkpoints in its range then, by seq, with the hash each matched."""
+
+
+class VerifyCache:
+    """What earlier verifications proved about sealed segments (see :func:`verify_log`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._segments: dict[str, _Verified] = {}
+        self._signatures: set[tuple[bytes, str]] = set()
+        """Checkpoint lines whose signature verified (one per 1,000 records or so)."""
+
+    def signature_known(self, checkpoint: Checkpoint) -> bool:
+        return (checkpoint.signed_bytes, checkpoint.signature) in self._signatures
+
+    def signature_verified(self, checkpoint: Checkpoint) -> None:
+        self._signatures.add((checkpoint.signed_bytes, checkpoint.signature))
+
+    def reuse(
+        self,
+        name: str,
+        stamp: _Stamp,
+        first_seq: int,
+        prev_hash: bytes,
+        signed: dict[int, Checkpoint],
+    ) -> tuple[int, bytes] | None:
+        """``(records, last hash)`` of segment ``name`` if it can be taken as verified: same
+        file, same place in the chain, and every checkpoint now signed in its range one it
+        matched then."""
+        known = self._segments.get(name)
+        if known is None or (known.stamp, known.first_seq, known.prev_hash) != (
+            stamp,
+            first_seq,
+            prev_hash,
+        ):
+            return None
+        end = first_seq + known.records
+        for seq, checkpoint in signed.items():
+            if first_seq <= seq < end and known.checkpoints.get(seq) != checkpoint.hash:
+                return None
+        return known.records, known.last_hash
+
+    def remember(self, name: str, verified: _Verified) -> None:
+        self._segments[name] = verified
+
+
 def _signed_checkpoints(
-    directory: Path, public_key: Ed25519PublicKey, expected_key: str, problems: list[Problem]
+    directory: Path,
+    public_key: Ed25519PublicKey,
+    expected_key: str,
+    problems: list[Problem],
+    cache: VerifyCache | None = None,
 ) -> dict[int, Checkpoint]:
     """Checkpoints whose signature verifies, by seq; every other one becomes a problem."""
     checkpoints, bad_lines = read_checkpoints(directory / CHECKPOINT_FILE)
@@ -212,7 +336,9 @@ def _signed_checkpoints(
                     f"not {expected_key}",
                 )
             )
-        elif not checkpoint.signature_valid(public_key):
+        elif not (cache is not None and cache.signature_known(checkpoint)) and not (
+            checkpoint.signature_valid(public_key)
+        ):
             problems.append(
                 Problem(
                     kind="bad_signature",
@@ -222,6 +348,8 @@ def _signed_checkpoints(
             )
         else:
             signed[checkpoint.seq] = checkpoint
+            if cache is not None:
+                cache.signature_verified(checkpoint)
     return signed
 
 
@@ -234,16 +362,16 @@ def _segment_intact(lines: list[bytes], first: int, prev: bytes) -> bool:
     """
     if not lines:
         return True
-    stored = [line[-66:-2] for line in lines]
+    stored = [stored_hash(line) for line in lines]
     tails = [
-        b'%s%s%s%d%s%s"}' % (_PREV_KEY, p, _SEQ_KEY, seq, _HASH_KEY, h)
+        record_tail(p, seq, h)
         for p, seq, h in zip(
             [prev, *stored[:-1]], range(first, first + len(lines)), stored, strict=True
         )
     ]
     if not all(map(bytes.endswith, lines, tails)):
         return False
-    bodies = [line[:-_SUFFIX] + b"}" for line in lines]
+    bodies = [hashed_bytes(line) for line in lines]
     return list(map(str.encode, map(_HEXDIGEST, map(hashlib.sha256, bodies)))) == stored
 
 

@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from services.asyncapi import render_asyncapi
 from services.router.api import build_alerts_api
 from services.router.decisions import DecisionStore
 from services.router.metrics import RouterMetrics
 from services.router.ports import RulesetSource
 from services.rules.control.api import build_rules_api
 from shared.api_docs import serve_docs_offline
+from shared.asyncapi_route import add_asyncapi_route
 from shared.auth import TokenValidator
 from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
@@ -49,6 +51,7 @@ def build_app(
         return {"partitions_assigned": partitions_assigned(), "ruleset_loaded": ruleset.loaded}
 
     add_operational_routes(app, readiness=readiness, registry=metrics.registry)
+    add_asyncapi_route(app, render_asyncapi)
     app.include_router(build_alerts_api())
     app.include_router(build_rules_api())
     return app

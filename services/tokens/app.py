@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from services.asyncapi import render_asyncapi
 from services.tokens._base import EVENT_SOURCE
 from services.tokens.api import add_routes
 from services.tokens.metrics import TokensMetrics
 from services.tokens.service import TokenService
 from shared.api_docs import serve_docs_offline
+from shared.asyncapi_route import add_asyncapi_route
 from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter
@@ -62,6 +64,7 @@ def create_app(
 
     registry = (metrics or TokensMetrics()).registry
     add_operational_routes(app, readiness=readiness or default_readiness, registry=registry)
+    add_asyncapi_route(app, render_asyncapi)
     harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
     add_routes(app, service, validator)

@@ -210,9 +210,15 @@ async def _delete_team_rule(world: World, _: str) -> Call:
 OPS: Final = [
     Row(app, "GET", path, EVERYONE, ok=ok)
     for app in ("tokens", "router", "audit")
-    for path, ok in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200))
+    for path, ok in (
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/asyncapi.yaml", 200),
+    )
 ]
-"""Operational routes are public on purpose: liveness, readiness and Prometheus scrapes."""
+"""Operational routes are public on purpose: liveness, readiness, Prometheus scrapes and the
+AsyncAPI document of the topics (contracts, no data)."""
 
 MATRIX: Final[list[Row]] = [
     *OPS,

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 
 from services.audit.consumer import AuditConsumer
 from services.audit.log import AuditLog
 from services.audit.quarantine import Quarantine
 from services.audit.signing import load_or_create_signing_key
+from services.audit.subscriber import CommitFor, build_audit_router
 from shared.events import Event
-from shared.kafka import ensure_topics, make_consumer, make_producer
+from shared.kafka import ensure_topics, make_producer
 
 
 @dataclass
@@ -47,19 +50,30 @@ class Pipeline:
         *,
         group: str | None = None,
         timeout_s: float = 30.0,
+        consumer: AuditConsumer | None = None,
+        commit_for: CommitFor | None = None,
+        max_records: int = 1000,
     ) -> AuditConsumer:
-        """Run the real consume/append/commit loop until ``done`` holds (or fail)."""
-        kafka = make_consumer(
-            self.bootstrap, self.topic, group_id=group or self.group, fetch_max_wait_ms=50
+        """Run the service's subscriber on a real broker until ``done`` holds, then let the
+        batch in hand finish and commit (or fail after ``timeout_s``, a guard only)."""
+        consumer = consumer or AuditConsumer(audit_log, Quarantine(self.log_dir))
+        subscription = build_audit_router(
+            consumer,
+            topic=self.topic,
+            group_id=group or self.group,
+            max_records=max_records,
+            poll_timeout_ms=200,
+            commit_for=commit_for,
         )
-        await kafka.start()
-        consumer = AuditConsumer(audit_log, kafka, Quarantine(self.log_dir), poll_timeout_ms=200)
+        broker = KafkaBroker(self.bootstrap, log_level=logging.DEBUG)
+        broker.include_router(subscription.router)
+        await broker.start()
         try:
             async with asyncio.timeout(timeout_s):
-                while not done(consumer):
-                    await consumer.step()
+                await consumer.wait_until(done)
+                await consumer.drain()
         finally:
-            await kafka.stop()
+            await broker.stop()
         return consumer
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from services.audit.consumer import AuditConsumer
+from services.audit.consumer import AuditConsumer, Commit
 from services.audit.quarantine import Quarantine
 from services.audit.query import AuditQuery, query_log
 from services.audit.segments import complete_lines, list_segments
@@ -153,51 +153,59 @@ async def test_sequence_gaps_are_reported(pipeline: Pipeline) -> None:
     assert gaps == 1
 
 
-async def test_run_commits_each_batch_only_after_it_is_on_disk(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The service loop overlaps commits with the next batches' appends; every commit must
-    still cover only records already fsynced, and ``run`` returns fully committed."""
+async def test_each_commit_covers_only_records_already_on_disk(pipeline: Pipeline) -> None:
+    """The subscriber overlaps commits with the next batches' writes; every commit must still
+    cover only records already fsynced, and a slow commit never holds the log back."""
     await pipeline.publish_events([*_events("tokens", 150), *_events("rules", 150)])
     audit_log = pipeline.open_log()
-    kafka = make_consumer(pipeline.bootstrap, pipeline.topic, group_id=pipeline.group)
     high: dict[TopicPartition, int] = {}
     seen_at_commit: list[tuple[int, int]] = []
     overlapped: list[bool] = []
-    real_commit = kafka.commit
+    consumer = AuditConsumer(audit_log, Quarantine(pipeline.log_dir))
 
-    async def checked_commit(offsets: dict[TopicPartition, int]) -> None:
-        # On a fresh topic of good events, the committed offsets summed over partitions count
-        # the records the group will never see again; all of them must be on disk already.
-        high.update(offsets)
-        on_disk = sum(
-            len(complete_lines(path.read_bytes())) for _, path in list_segments(pipeline.log_dir)
-        )
-        seen_at_commit.append((sum(high.values()), on_disk))
-        head = audit_log.head_seq
-        await asyncio.sleep(0.02)  # a slow broker: the next batch is appended meanwhile
-        overlapped.append(audit_log.head_seq > head)
-        await real_commit(offsets)
-        if sum(high.values()) >= 300:
-            consumer.stop()
+    def commit_for(kafka: Any) -> Commit:
+        async def checked_commit(offsets: dict[TopicPartition, int]) -> None:
+            # On a fresh topic of good events, the committed offsets summed over partitions
+            # count the records the group will never see again: all must be on disk already.
+            high.update(offsets)
+            on_disk = sum(
+                len(complete_lines(path.read_bytes()))
+                for _, path in list_segments(pipeline.log_dir)
+            )
+            seen_at_commit.append((sum(high.values()), on_disk))
+            # A slow broker, driven by events: this commit returns only once two more batches
+            # are durable (or everything is), so those batches queue up behind it.
+            batches = consumer.batches
+            await consumer.wait_until(
+                lambda c: c.batches >= batches + 2 or audit_log.head_seq >= 300
+            )
+            overlapped.append(consumer.batches > batches)
+            await kafka.commit(offsets)
 
-    monkeypatch.setattr(kafka, "commit", checked_commit)
-    await kafka.start()
-    consumer = AuditConsumer(
-        audit_log, kafka, Quarantine(pipeline.log_dir), max_records=20, poll_timeout_ms=100
-    )
+        return checked_commit
+
     try:
-        async with asyncio.timeout(30):
-            await consumer.run()  # stopped by the last commit; returns once it is done
-        ends = await kafka.end_offsets(list(kafka.assignment()))
-        committed = {tp: await kafka.committed(tp) or 0 for tp in ends}
+        await pipeline.consume_until(
+            audit_log,
+            lambda c: c.records_committed >= 300,
+            consumer=consumer,
+            commit_for=commit_for,
+            max_records=20,
+        )
     finally:
-        await kafka.stop()
         audit_log.close()
+    probe = make_consumer(pipeline.bootstrap, group_id=pipeline.group)
+    await probe.start()
+    try:
+        parts = [TopicPartition(pipeline.topic, p) for p in range(3)]
+        ends = await probe.end_offsets(parts)
+        committed = {tp: await probe.committed(tp) or 0 for tp in parts}
+    finally:
+        await probe.stop()
     assert consumer.records_committed == 300
     assert committed == ends
-    # A slow commit never holds the log back: the batches made durable meanwhile (at most 20
-    # records each) share the next commit.
+    # The batches made durable while a commit was in flight (at most 20 records each) share
+    # the next commit.
     assert consumer.batches >= 15
     assert 2 <= len(seen_at_commit) < consumer.batches
     assert all(count <= on_disk for count, on_disk in seen_at_commit), seen_at_commit

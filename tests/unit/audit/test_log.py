@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from services.audit.checkpoints import CHECKPOINT_FILE, read_checkpoints
 from services.audit.errors import LogCorruptError, LogLockedError, LogWriteFailedError
+from services.audit.log import AuditLog
 from services.audit.records import GENESIS_HASH, canonical_json
 from services.audit.segments import list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
+from services.audit.snapshot import SNAPSHOT_FILE
 from services.audit.verify import verify_log
 from tests.unit.audit._helpers import event, open_log, write_log
 
@@ -89,10 +93,20 @@ def test_checkpoints_every_n_records(tmp_path: Path) -> None:
 
 
 def test_checkpoint_after_interval(tmp_path: Path) -> None:
-    audit_log, _ = open_log(tmp_path, checkpoint_every_records=1000, checkpoint_every_s=0.001)
+    now = [100.0]
+    audit_log, _ = open_log(
+        tmp_path, checkpoint_every_records=1000, checkpoint_every_s=30.0, clock=lambda: now[0]
+    )
     try:
-        assert audit_log.append([event(1)]).checkpointed
+        assert not audit_log.append([event(1)]).checkpointed  # 1 record, no time passed
+        now[0] += 29.9
+        assert not audit_log.maybe_checkpoint()
+        now[0] += 0.1
+        assert audit_log.maybe_checkpoint()  # 30 s with a record unsigned
+        assert audit_log.checkpoint_seq == 1
+        now[0] += 60
         assert not audit_log.maybe_checkpoint()  # nothing new to sign
+        assert audit_log.append([event(2)]).checkpointed  # unsigned for 60 s already
     finally:
         audit_log.close()
 
@@ -124,14 +138,53 @@ def test_one_writer_per_directory(tmp_path: Path) -> None:
     open_log(tmp_path)[0].close()
 
 
-def test_refuses_to_append_to_a_log_with_a_broken_middle(tmp_path: Path) -> None:
-    write_log(tmp_path, 30)
-    _, path = list_segments(tmp_path)[0]
+def _crash(audit_log: AuditLog) -> None:
+    """Drop the writer's files as kill -9 would: no closing checkpoint, no snapshot."""
+    for fd in (audit_log._lock_fd, audit_log._segment_fd):
+        if fd is not None:
+            os.close(fd)
+    audit_log._lock_fd = audit_log._segment_fd = None
+    audit_log._ready = False
+
+
+def _delete_line(path: Path, index: int) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
-    del lines[1]
+    del lines[index]
     path.write_bytes(b"".join(lines))
+
+
+def test_refuses_to_append_to_a_log_it_rebuilds_with_a_broken_middle(tmp_path: Path) -> None:
+    write_log(tmp_path, 30)
+    (tmp_path / SNAPSHOT_FILE).unlink()  # as a log written before snapshots: read it all
+    _delete_line(list_segments(tmp_path)[0][1], 1)
     with pytest.raises(LogCorruptError, match="expected seq 2"):
         open_log(tmp_path)
+
+
+def test_refuses_to_append_when_the_records_after_the_snapshot_are_broken(
+    tmp_path: Path,
+) -> None:
+    audit_log, _ = open_log(tmp_path, checkpoint_every_records=10)
+    audit_log.append([event(n) for n in range(1, 11)])  # checkpoint + snapshot at 10
+    audit_log.append([event(n) for n in range(11, 16)])  # after the snapshot
+    _crash(audit_log)
+    _delete_line(list_segments(tmp_path)[-1][1], -2)  # seq 14 gone
+    with pytest.raises(LogCorruptError, match="expected seq 14"):
+        open_log(tmp_path)
+
+
+def test_start_up_reads_only_what_follows_the_snapshot(tmp_path: Path) -> None:
+    """A broken record before the snapshot is not read at start (verify finds it)."""
+    write_log(tmp_path, 30)
+    _delete_line(list_segments(tmp_path)[0][1], 1)
+    audit_log, _ = open_log(tmp_path)
+    try:
+        assert audit_log.head_seq == 30
+        assert audit_log.append([event(30), event(31)]).appended == 1  # still idempotent
+    finally:
+        audit_log.close()
+    report = verify_log(tmp_path, load_public_key(tmp_path / PUBLIC_KEY_FILE))
+    assert report.first_bad_seq == 2
 
 
 def test_gaps_are_rebuilt_from_disk(tmp_path: Path) -> None:
@@ -241,3 +294,74 @@ def test_a_failed_write_refuses_the_batches_prepared_behind_it(
         audit_log.close()
     report = verify_log(tmp_path, load_public_key(tmp_path / PUBLIC_KEY_FILE))
     assert report.ok, report.problems
+
+
+def test_a_reset_counter_is_logged_not_taken_for_a_redelivery(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path)
+    audit_log.append([event(n) for n in range(1, 4)])
+    audit_log.close()
+    audit_log, _ = open_log(tmp_path)  # the fingerprints of 1-3 come from disk now
+    try:
+        reset = event(99, sequence=2)  # a new event reusing number 2
+        result = audit_log.append([event(2), reset])
+        assert (result.appended, result.duplicates) == (1, 1)
+        (state,) = audit_log.gaps.snapshot()
+        assert state.repeated == 1
+    finally:
+        audit_log.close()
+
+
+def test_events_without_a_sequence_are_deduplicated_by_id(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path)
+    try:
+        first = audit_log.append([event(1, sequence=0), event(2, sequence=0)])
+        again = audit_log.append([event(1, sequence=0), event(3, sequence=0)])
+        assert (first.appended, again.appended, again.duplicates) == (2, 1, 1)
+    finally:
+        audit_log.close()
+
+
+def test_start_up_replays_only_the_records_after_the_snapshot(tmp_path: Path) -> None:
+    audit_log, _ = open_log(tmp_path, checkpoint_every_records=10)
+    audit_log.append([event(n) for n in range(1, 11)])  # checkpoint + snapshot at 10
+    audit_log.append([event(n) for n in range(11, 14)])
+    _crash(audit_log)
+    with capture_logs() as logs:
+        audit_log, _ = open_log(tmp_path)
+    try:
+        (opened,) = [e for e in logs if e["event"] == "audit_log_opened"]
+        assert (opened["from_snapshot"], opened["replayed"], opened["head_seq"]) == (10, 3, 13)
+        assert audit_log.append([event(12), event(14)]).appended == 1
+    finally:
+        audit_log.close()
+
+
+def test_a_snapshot_the_log_no_longer_matches_is_ignored(tmp_path: Path) -> None:
+    write_log(tmp_path, 20)
+    snapshot = json.loads((tmp_path / SNAPSHOT_FILE).read_text())
+    snapshot["hash"] = "0" * 64
+    (tmp_path / SNAPSHOT_FILE).write_text(json.dumps(snapshot))
+    with capture_logs() as logs:
+        audit_log, _ = open_log(tmp_path)
+    try:
+        assert [e["reason"] for e in logs if e["event"] == "audit_snapshot_ignored"] == [
+            "its record is not in the log as it was"
+        ]
+        assert audit_log.head_seq == 20
+        assert audit_log.append([event(n) for n in range(1, 22)]).appended == 1
+    finally:
+        audit_log.close()
+
+
+def test_resume_finds_a_record_longer_than_its_read_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_log(tmp_path, 12)
+    monkeypatch.setattr("services.audit.log._RECORD_WINDOW", 16)  # far shorter than a record
+    with capture_logs() as logs:
+        audit_log, _ = open_log(tmp_path)
+    try:
+        assert audit_log.head_seq == 12
+        assert not [e for e in logs if e["event"] == "audit_snapshot_ignored"]
+    finally:
+        audit_log.close()

@@ -9,6 +9,8 @@ import pytest
 
 from services.audit.errors import InvalidCursorError
 from services.audit.query import AuditQuery, query_log
+from services.audit.segments import list_segments
+from services.audit.summaries import SegmentSummaries
 from tests.unit.audit._helpers import T0, event, open_log
 
 
@@ -68,3 +70,50 @@ def test_records_carry_the_event_and_chain_fields(log_dir: Path) -> None:
 def test_bad_cursor(log_dir: Path) -> None:
     with pytest.raises(InvalidCursorError):
         query_log(log_dir, AuditQuery(), cursor="abc")
+
+
+_QUERIES: list[dict[str, object]] = [
+    {},
+    {"actor": "user-1"},
+    {"actor": "nobody"},
+    {"token_id": "tok-0"},
+    {"token_id": "t7"},
+    {"type": "token.revoked"},
+    {"subject": "token/special"},
+    {"actor": "user-2", "type": "token.created"},
+    {"since": T0 + timedelta(seconds=10), "until": T0 + timedelta(seconds=13)},
+    {"since": T0 + timedelta(seconds=100)},
+]
+
+
+@pytest.mark.parametrize("filters", _QUERIES)
+def test_summaries_never_change_an_answer(log_dir: Path, filters: dict[str, object]) -> None:
+    query = AuditQuery.model_validate(filters)
+    summaries = SegmentSummaries(log_dir)
+    for limit in (3, 1000):
+        plain = query_log(log_dir, query, limit=limit)
+        assert query_log(log_dir, query, limit=limit, summaries=summaries) == plain
+        assert query_log(log_dir, query, limit=limit, summaries=summaries) == plain  # cached
+
+
+def test_sealed_segments_that_cannot_match_are_not_read(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summaries = SegmentSummaries(log_dir)
+    query_log(log_dir, AuditQuery(subject="token/special"), summaries=summaries)  # builds them
+    segments = [path.name for _, path in list_segments(log_dir)]
+    assert len(segments) > 2
+    read: list[str] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        if self.name.startswith("segment-"):
+            read.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    page = query_log(
+        log_dir, AuditQuery(subject="token/special"), summaries=SegmentSummaries(log_dir)
+    )
+    assert [r.seq for r in page.records] == [41]
+    assert read == [segments[-1]]  # the summaries on disk ruled the sealed ones out

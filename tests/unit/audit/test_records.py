@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +17,6 @@ from services.audit.event_json import encode_events
 from services.audit.log import AuditLog
 from services.audit.quarantine import decode_events
 from services.audit.records import (
-    CANONICAL_ENCODER,
     GENESIS_HASH,
     canonical_json,
     chain_records,
@@ -255,15 +253,25 @@ def test_direct_encoding_of_json_events_equals_pydantic_dump(
     assert direct == canonical_json(_v1_event_document(decoded))
 
 
-def test_the_bare_encoder_matches_the_canonical_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def _stdlib_canonical(value: Any) -> bytes:
+    """How the first logs were written: Python's json, sorted, compact, UTF-8."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def test_canonical_json_spells_documents_as_the_first_writer_did() -> None:
     documents: list[Any] = [
         {"b": [1, 2.5, None, True, {"z": "é\n", "a": -(2**70)}], "a": '\u2028"\\'},
         {},
-        {"x": 1e16, "y": 0.1},
+        {"x": 1e16, "y": 0.1, "z": 1e-7, "w": -2.5e-5, "v": 1.5e-10, "s": "1e-5"},
+        {"\x00": "\x1f\x7f", "é": 2**64 - 1, "e": -(2**63)},
     ]
-    encode = event_json._bare_encoder()
-    assert [encode(d).encode() for d in documents] == [canonical_json(d) for d in documents]
-    with pytest.raises(ValueError, match="JSON compliant"):
-        encode({"nan": float("nan")})  # the direct writer relies on this to fall back
-    monkeypatch.setattr(json.encoder, "c_make_encoder", None)  # no C accelerator
-    assert event_json._bare_encoder() == CANONICAL_ENCODER.encode
+    assert [canonical_json(d) for d in documents] == [_stdlib_canonical(d) for d in documents]
+    assert canonical_json({"nan": float("nan"), "big": 2**70}) == b'{"big":%d,"nan":null}' % 2**70
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=5), _JSON_VALUE, max_size=5))
+def test_canonical_json_equals_the_standard_library(value: dict[str, Any]) -> None:
+    assert canonical_json(value) == _stdlib_canonical(value)

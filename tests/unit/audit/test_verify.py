@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from services.audit.checkpoints import CHECKPOINT_FILE
 from services.audit.records import encode_record
 from services.audit.segments import list_segments
 from services.audit.signing import PUBLIC_KEY_FILE, load_public_key
-from services.audit.verify import VerifyReport, verify_log
+from services.audit.verify import VerifyCache, VerifyReport, verify_log
 from tests.unit.audit._helpers import write_log
 
 COUNT = 60
@@ -179,3 +180,55 @@ def test_empty_log_verifies(tmp_path: Path) -> None:
     report = _verify(tmp_path)
     assert report.ok
     assert report.records == 0
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the segment files read from now on."""
+    names: list[str] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        if self.name.startswith("segment-"):
+            names.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    return names
+
+
+def test_incremental_verify_reads_only_the_newest_and_changed_segments(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = VerifyCache()
+    public_key = load_public_key(log_dir / PUBLIC_KEY_FILE)
+    first = verify_log(log_dir, public_key, cache=cache)
+    assert first.ok, first.problems
+    segments = [path.name for _, path in list_segments(log_dir)]
+    reads = _reads(monkeypatch)
+    again = verify_log(log_dir, public_key, cache=cache)
+    assert again.model_dump(exclude={"seconds"}) == first.model_dump(exclude={"seconds"})
+    assert reads == [segments[-1]]  # the sealed ones verified before are not read again
+
+    path, lines, index = _locate(log_dir, 5)
+    lines[index] = lines[index].replace(b"token 5", b"token 6")  # a sealed segment edited
+    path.write_bytes(b"".join(lines))
+    reads.clear()
+    tampered = verify_log(log_dir, public_key, cache=cache)
+    assert _first_problem(tampered) == ("modified", 5)
+    assert reads[0] == path.name
+
+
+def test_incremental_verify_trusts_a_segment_whose_stamp_is_kept(log_dir: Path) -> None:
+    """The documented limit: an edit that keeps inode, size and mtime passes an incremental
+    verify; a full one (the CLI, ``?full=true``) still finds it."""
+    cache = VerifyCache()
+    public_key = load_public_key(log_dir / PUBLIC_KEY_FILE)
+    assert verify_log(log_dir, public_key, cache=cache).ok
+    path, lines, index = _locate(log_dir, 5)
+    info = path.stat()
+    lines[index] = lines[index].replace(b"token 5", b"token 6")
+    with path.open("r+b") as handle:  # same inode, same size
+        handle.write(b"".join(lines))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert verify_log(log_dir, public_key, cache=cache).ok
+    assert _first_problem(verify_log(log_dir, public_key)) == ("modified", 5)

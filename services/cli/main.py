@@ -29,11 +29,11 @@ def _setup() -> None:
 for module in (stack, tokens, rules, alerts, audit):
     module.register(app)
 
-SERVICES = ("tokens", "router", "audit")
+SERVICES = ("tokens", "router", "audit", "ingest")
 
 
 @app.command()
-def serve(service: str = typer.Argument(..., help="tokens | router | audit")) -> None:
+def serve(service: str = typer.Argument(..., help="tokens | router | audit | ingest")) -> None:
     """Run one service in the foreground (settings from ALERTYARD_* environment variables)."""
     if service not in SERVICES:
         raise typer.BadParameter(

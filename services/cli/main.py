@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-from services.cli import alerts, audit, rules, stack, tokens
+from services.cli import alerts, audit, ingest, rules, stack, tokens
 from shared.logging import configure_logging
 
 __all__ = ["app"]
@@ -26,7 +26,7 @@ def _setup() -> None:
     configure_logging("warning")
 
 
-for module in (stack, tokens, rules, alerts, audit):
+for module in (stack, tokens, rules, alerts, ingest, audit):
     module.register(app)
 
 SERVICES = ("tokens", "router", "audit", "ingest")

@@ -143,6 +143,7 @@ async def _produce(
 ) -> AcceptedAlerts:
     await context.publisher.publish(records, token)
     metrics.ALERTS_PRODUCED.labels(endpoint).inc(len(records))
+    metrics.REQUESTS.labels(endpoint, 202).inc()
     return AcceptedAlerts(
         accepted=len(records),
         alert_ids=[alert.id for alert, _ in records],
@@ -206,6 +207,7 @@ def build_ingest_api() -> APIRouter:
             return await _enqueue(request, context)
         except AlertyardError as exc:
             metrics.REFUSED.labels("pagerduty", exc.code).inc()
+            metrics.REQUESTS.labels("pagerduty", exc.http_status).inc()
             return pagerduty_error(exc, default_retry_s=context.settings.retry_after_s)
 
     return router

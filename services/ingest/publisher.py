@@ -28,7 +28,7 @@ log = get_logger(__name__)
 
 class AlertPublisher:
     def __init__(self, producer: AIOKafkaProducer, topic: str, *, timeout_s: float) -> None:
-        self._producer = producer
+        self.producer = producer
         self.topic = topic
         self._timeout_s = timeout_s
         self.kafka_ok = True
@@ -50,7 +50,7 @@ class AlertPublisher:
     async def _send_all(
         self, records: Sequence[tuple[Alert, bytes]], headers: list[tuple[str, bytes]]
     ) -> None:
-        send = self._producer.send
+        send = self.producer.send
         futures = [
             await send(self.topic, value=value, key=alert.kafka_key(), headers=headers)
             for alert, value in records

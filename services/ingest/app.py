@@ -22,7 +22,7 @@ from shared.auth import redact_tokens
 from shared.errors import AlertyardError
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter
-from shared.kafka import make_producer, wait_for_kafka
+from shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from shared.redis import make_redis
 from shared.settings import IngestSettings, TokensSettings
 
@@ -66,6 +66,12 @@ def create_app(settings: IngestSettings, *, context: IngestContext | None = None
 @contextlib.asynccontextmanager
 async def _clients(settings: IngestSettings) -> AsyncIterator[IngestContext]:
     await wait_for_kafka(settings.kafka_bootstrap_servers)
+    await ensure_topics(  # the router creates it too; whichever starts first
+        settings.kafka_bootstrap_servers,
+        [settings.topics.alerts],
+        partitions=settings.topics.partitions,
+        replication_factor=settings.topics.replication_factor,
+    )
     redis = make_redis(settings.redis_url)
     validator = build_validator(
         TokensSettings(

@@ -9,13 +9,20 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from shared.settings import AuditSettings, CommonSettings, RouterSettings, TokensSettings
+from shared.settings import (
+    AuditSettings,
+    CommonSettings,
+    IngestSettings,
+    RouterSettings,
+    TokensSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, type[CommonSettings]] = {
     "tokens": TokensSettings,
     "router": RouterSettings,
     "audit": AuditSettings,
+    "ingest": IngestSettings,
 }
 
 

@@ -9,7 +9,6 @@ Field choices (summary, service, environment, severity) are lists of ``labels.X`
 from __future__ import annotations
 
 import hashlib
-import uuid
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +22,10 @@ __all__ = ["ZERO_TIME", "AlertmanagerMapping", "convert", "looks_like_webhook"]
 
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"
 """Go's zero time: Alertmanager's ``endsAt`` of an alert that is still firing."""
-_ID_NAMESPACE: Final = uuid.UUID("0d6b1c36-8f0e-4f4e-9a59-6c1a3f7d2b90")
+_ID_KEY: Final = b"alertyard-alertmanager-id"
+"""Separates these ids from other hashes of the same text (not a secret)."""
+_FIRING: Final = AlertStatus.firing.value
+_RESOLVED: Final = AlertStatus.resolved.value
 _KEPT_ENVELOPE: Final = ("externalURL", "groupKey", "receiver")
 _KEPT_ALERT: Final = (
     "generatorURL",
@@ -77,10 +79,32 @@ def convert(
         return [Problem.of(None, SCHEMA_VIOLATION, "expected an object with an 'alerts' list")]
     envelope = {k: doc[k] for k in _KEPT_ENVELOPE if isinstance(doc.get(k), str) and doc[k]}
     source = mapping.grafana_source if "orgId" in doc else mapping.source
+    refs = _Refs(mapping)  # parsed once per webhook, not per alert
     return [
-        _one(entry, index, envelope, source, mapping, severities, token_id)
+        _one(entry, index, envelope, source, refs, severities, token_id)
         for index, entry in enumerate(doc["alerts"])
     ]
+
+
+class _Refs:
+    """The mapping's ``labels.X`` / ``annotations.X`` references, split once."""
+
+    __slots__ = ("environment", "service", "severity", "summary")
+
+    def __init__(self, mapping: AlertmanagerMapping) -> None:
+        self.summary = _split(mapping.summary_from)
+        self.service = _split(mapping.service_from)
+        self.environment = _split(mapping.environment_from)
+        self.severity = _split(mapping.severity_from)
+
+
+def _split(refs: list[str]) -> tuple[tuple[bool, str], ...]:
+    """``(from_labels, name)`` pairs; anything but ``annotations.`` reads a label."""
+    out = []
+    for ref in refs:
+        where, _, name = ref.partition(".")
+        out.append((where != "annotations", name))
+    return tuple(out)
 
 
 def _one(
@@ -88,7 +112,7 @@ def _one(
     index: int,
     envelope: dict[str, str],
     source: str,
-    mapping: AlertmanagerMapping,
+    refs: _Refs,
     severities: SeverityTable,
     token_id: str,
 ) -> Alert | Problem:
@@ -98,46 +122,52 @@ def _one(
     annotations = entry.get("annotations") or {}
     if not isinstance(labels, dict) or not isinstance(annotations, dict):
         return Problem.of(index, SCHEMA_VIOLATION, "labels and annotations must be objects")
-    status = entry.get("status", AlertStatus.firing.value)
-    if status not in (AlertStatus.firing.value, AlertStatus.resolved.value):
+    status = entry.get("status", _FIRING)
+    if status != _FIRING and status != _RESOLVED:
         return Problem.of(index, SCHEMA_VIOLATION, "status must be 'firing' or 'resolved'")
-    parts = {"labels": labels, "annotations": annotations}
     fingerprint = entry.get("fingerprint")
     dedup_key = (
         fingerprint if isinstance(fingerprint, str) and fingerprint else _fingerprint(labels)
     )
     starts_at = entry.get("startsAt")
     fields: dict[str, Any] = {
-        "id": uuid.uuid5(_ID_NAMESPACE, f"{dedup_key}/{status}/{starts_at}").hex,
+        "id": _alert_id(dedup_key, status, starts_at),
         "dedup_key": dedup_key,
         "source": source,
-        "summary": _first(parts, mapping.summary_from) or "alert from Alertmanager",
+        "summary": _first(labels, annotations, refs.summary) or "alert from Alertmanager",
         "status": status,
-        "service": _first(parts, mapping.service_from),
-        "environment": _first(parts, mapping.environment_from),
+        "service": _first(labels, annotations, refs.service),
+        "environment": _first(labels, annotations, refs.environment),
         "labels": labels,
         "annotations": annotations,
         "payload": {**envelope, **{k: entry[k] for k in _KEPT_ALERT if entry.get(k)}},
     }
-    severity = _first(parts, mapping.severity_from)
+    severity = _first(labels, annotations, refs.severity)
     if severity:
         fields["severity"] = severity
     if starts_at and starts_at != ZERO_TIME:
         fields["starts_at"] = starts_at
     ends_at = entry.get("endsAt")
     # A firing alert's endsAt is only when it would time out; it ended only once resolved.
-    if status == AlertStatus.resolved.value and ends_at and ends_at != ZERO_TIME:
+    if status == _RESOLVED and ends_at and ends_at != ZERO_TIME:
         fields["ends_at"] = ends_at
     return build_alert(fields, index, severities, token_id)
 
 
-def _first(parts: dict[str, dict[str, Any]], refs: list[str]) -> str:
-    for ref in refs:
-        where, _, name = ref.partition(".")
-        value = parts.get(where, {}).get(name)
-        if isinstance(value, str) and value.strip():
+def _first(
+    labels: dict[str, Any], annotations: dict[str, Any], refs: tuple[tuple[bool, str], ...]
+) -> str:
+    for from_labels, name in refs:
+        value = (labels if from_labels else annotations).get(name)
+        if value and isinstance(value, str) and not value.isspace():
             return value
     return ""
+
+
+def _alert_id(dedup_key: str, status: str, starts_at: Any) -> str:
+    """Stable per notification state: a retried webhook yields the same id (128-bit hex)."""
+    seed = f"{dedup_key}/{status}/{starts_at}".encode("utf-8", "replace")
+    return hashlib.blake2b(seed, digest_size=16, key=_ID_KEY).hexdigest()
 
 
 def _fingerprint(labels: dict[str, Any]) -> str:

@@ -3,13 +3,21 @@ Alertmanager webhook published as a record is routed alert by alert (#10)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import pytest
 
-from tests.integration.router._harness import alert_body
-from tests.integration.router.conftest import RouterEnv
+from services.router.decisions import DecisionWriter
+from services.router.engine import AlertRouter
+from tests.integration.router._harness import (
+    AlertSender,
+    StaticRuleset,
+    alert_body,
+    router_settings,
+)
+from tests.integration.router.conftest import RULESET, RouterEnv
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -78,3 +86,49 @@ async def test_alertmanager_webhook_record_is_routed_alert_by_alert(router_env: 
     cache = json.loads(env.collector.by_key(dba, second)[0].value)
     assert cache["status"] == "resolved"
     assert cache["summary"] == "CacheMiss"
+
+
+async def test_topic_bound_to_a_token_routes_header_less_records(
+    router_env: RouterEnv, kafka_bootstrap: str, redis_url: str
+) -> None:
+    """Alertmanager's Kafka receiver writes v4 JSON without headers: a topic binding supplies
+    the token, which the router still authenticates (here: a second router on a bound topic)."""
+    env = router_env
+    bound = f"t-{uuid.uuid4().hex[:10]}.am-kafka"
+    settings = router_settings(
+        kafka_bootstrap, redis_url, topic_tokens={bound: env.publisher_token}
+    )
+    settings = settings.model_copy(update={"topics": env.settings.topics})  # same outputs
+    settings = settings.model_copy(update={"group_id": f"bound-{uuid.uuid4().hex[:8]}"})
+    router = AlertRouter(
+        settings,
+        validator=env.validator,
+        ruleset=StaticRuleset(RULESET),
+        decisions=DecisionWriter(env.store, max_buffered=100),
+    )
+    await router.start()
+    task = asyncio.create_task(router.run())
+    tag = uuid.uuid4().hex[:8]
+    webhook = {
+        "version": "4",
+        "receiver": "kafka",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "Bound", "service": "cache", "severity": "low"},
+                "fingerprint": f"{tag}-bound",
+            }
+        ],
+    }
+    try:
+        async with AlertSender(kafka_bootstrap, bound) as sender:
+            await sender.send(json.dumps(webhook).encode(), token=None)  # no headers at all
+        dba = env.settings.topics.team_topic("dba")
+        key = f"{tag}-bound".encode()
+        await env.collector.wait_for(lambda: bool(env.collector.by_key(dba, key)))
+        alert = json.loads(env.collector.by_key(dba, key)[0].value)
+        assert alert["severity"] == "info"
+        assert alert["summary"] == "Bound"
+    finally:
+        await router.stop()
+        await task

@@ -8,9 +8,12 @@ PagerDuty's: summary 1,024 characters, dedup_key 255, body 512 KB (checked by th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from shared.alert import Alert, AlertStatus
 from shared.formats._common import Problem, build_alert
@@ -109,6 +112,16 @@ def _payload_errors(payload: Any) -> list[str]:
     return errors
 
 
+def _event_id(dedup_key: str, action: str, payload: dict[str, Any]) -> str:
+    """Stable for a retried event (same key, action and payload; never the routing key)."""
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # keys that are not strings cannot come from JSON, but be safe
+        body = repr(payload).encode()
+    seed = dedup_key.encode() + b"\x00" + action.encode() + b"\x00" + body
+    return hashlib.blake2b(seed, digest_size=16, key=b"alertyard-pagerduty-id").hexdigest()
+
+
 def _fields(doc: dict[str, Any], dedup_key: str, action: str) -> dict[str, Any]:
     payload: dict[str, Any] = doc.get("payload") or {}
     labels = {
@@ -124,6 +137,7 @@ def _fields(doc: dict[str, Any], dedup_key: str, action: str) -> dict[str, Any]:
     if details is not None:
         kept["custom_details"] = details if isinstance(details, dict) else {"value": details}
     fields: dict[str, Any] = {
+        "id": _event_id(dedup_key, action, payload),
         "dedup_key": dedup_key,
         "source": payload.get("source") or _SOURCE,
         "summary": payload.get("summary") or f"{action} {dedup_key}",

@@ -148,3 +148,16 @@ def test_native_documents_object_array_ndjson() -> None:
     broken = native.split_documents(b'{"a": 1}\n{"b": ')
     assert isinstance(broken, Problem)
     assert broken.reason == "invalid_json"
+
+
+def test_pagerduty_ids_are_stable_across_retries_and_never_hash_the_routing_key() -> None:
+    payload = {"summary": "s", "source": "h", "severity": "info"}
+    doc = {"routing_key": "k1", "event_action": "trigger", "dedup_key": "d", "payload": payload}
+
+    def alert_id(event: dict[str, Any]) -> str:
+        converted = pagerduty.convert(event, severities=TABLE, new_dedup_key=lambda: "g")
+        assert converted.alert is not None
+        return converted.alert.id
+
+    assert alert_id(doc) == alert_id({**doc, "routing_key": "another-token"})
+    assert alert_id(doc) != alert_id({**doc, "event_action": "resolve"})

@@ -10,22 +10,28 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from typer.testing import CliRunner
 
+from services.cli.main import app
+from services.router.api import build_alerts_api
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission
+from shared.http import install_error_handlers
 from shared.redis import make_redis
 from shared.settings import IngestSettings
 from tests.integration.ingest._alertmanager import alertmanager, post_alerts, webhook_config
-from tests.integration.ingest._harness import running_ingest
+from tests.integration.ingest._harness import running_ingest, serve_app
 from tests.integration.router._harness import Collector, StaticRuleset, router_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -61,16 +67,30 @@ def _bodies(collector: Collector, topic: str) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in collector.records.get(topic, [])]
 
 
+@dataclass
+class Pipeline:
+    alertmanager_url: str
+    collector: Collector
+    settings: IngestSettings
+    ingest_url: str
+    router_url: str
+    """The router's alert lookup API (``/v1/alerts``)."""
+    token: str
+    """alerts:publish and alerts:read."""
+
+
 @pytest.fixture
-async def pipeline(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[str, Collector, IngestSettings]]:
-    """Router + ingest on unique topics; yields the Alertmanager URL pointed at ingest."""
+async def pipeline(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """Router (and its alert lookup API) + ingest on unique topics + an Alertmanager pointed at
+    ingest."""
     redis = make_redis(redis_url)
     await redis.flushdb()
     tokens = test_settings(redis_url)
     token, _ = await issue_token(
-        redis, tokens, kind="global", permissions=[Permission.alerts_publish]
+        redis,
+        tokens,
+        kind="global",
+        permissions=[Permission.alerts_publish, Permission.alerts_read],
     )
     token_file = tmp_path / "alertyard.token"
     token_file.write_text(token)
@@ -104,11 +124,15 @@ async def pipeline(
     await collector.start()
     await router.start()
     routing = asyncio.create_task(router.run())
+    lookups = FastAPI()
+    lookups.state.validator, lookups.state.decision_store = validator, store
+    install_error_handlers(lookups)
+    lookups.include_router(build_alerts_api())
     try:
-        async with running_ingest(isettings, redis) as ingest_url:
+        async with running_ingest(isettings, redis) as ingest_url, serve_app(lookups) as api:
             config = webhook_config(f"{ingest_url}/v1/ingest/alertmanager", token_file)
             async with alertmanager(tmp_path / "am", config) as am_url:
-                yield am_url, collector, isettings
+                yield Pipeline(am_url, collector, isettings, ingest_url, api, token)
     finally:
         await router.stop()
         await asyncio.gather(routing, return_exceptions=True)
@@ -118,10 +142,8 @@ async def pipeline(
         await redis.aclose()
 
 
-async def test_alerts_are_routed_to_team_topics_firing_then_resolved(
-    pipeline: tuple[str, Collector, IngestSettings],
-) -> None:
-    am_url, collector, settings = pipeline
+async def test_alerts_are_routed_to_team_topics_firing_then_resolved(pipeline: Pipeline) -> None:
+    am_url, collector, settings = pipeline.alertmanager_url, pipeline.collector, pipeline.settings
     payments = settings.topics.team_topic("payments")
     search = settings.topics.team_topic("search")
     started = datetime.now(UTC) - timedelta(minutes=1)
@@ -162,3 +184,23 @@ async def test_alerts_are_routed_to_team_topics_firing_then_resolved(
     assert resolved["ends_at"] is not None
     assert resolved["severity"] == "error"
     assert not collector.records.get(settings.topics.rejected)
+
+
+async def test_ingest_sample_shows_where_the_router_sent_it(pipeline: Pipeline) -> None:
+    env = {
+        "ALERTYARD_INGEST_URL": pipeline.ingest_url,
+        "ALERTYARD_ROUTER_URL": pipeline.router_url,
+        "ALERTYARD_TOKEN": pipeline.token,
+    }
+
+    def invoke() -> tuple[int, str]:
+        args = ["ingest", "sample", "--format", "alertmanager", "--severity", "high"]
+        result = CliRunner().invoke(app, [*args, "--wait", "60"], env=env)
+        return result.exit_code, result.output
+
+    code, out = await asyncio.to_thread(invoke)
+    assert code == 0, out
+    assert "ingest accepted 1 alert(s)" in out
+    assert "-> routed: payments" in out
+    assert "severity=error" in out
+    assert pipeline.token not in out

@@ -165,13 +165,16 @@ def build_ingest_api() -> APIRouter:
     ) -> AcceptedAlerts:
         await context.limiter.charge(principal.token_id)
         doc = _load_json(await read_body(request, context.settings.max_body_bytes))
+        limit = context.settings.max_alerts_per_request
+        if isinstance(doc, dict) and isinstance(doc.get("alerts"), list):
+            check_count(len(doc["alerts"]), limit)  # before converting them all
         results = alertmanager.convert(
             doc,
             mapping=context.settings.alertmanager,
             severities=context.severities,
             token_id=principal.token_id,
         )
-        records = encode(results, context.settings.max_alerts_per_request)
+        records = encode(results, limit)
         return await _produce(context, "alertmanager", records, _bearer(request))
 
     @router.post(

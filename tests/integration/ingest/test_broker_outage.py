@@ -21,7 +21,8 @@ from tests.integration.ingest._alertmanager import alertmanager, post_alerts, we
 from tests.integration.ingest._harness import eventually, ingest_settings, running_ingest
 from tests.integration.router._harness import Collector
 
-pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(400)]
+# 900 s: the first run on a fresh machine also builds Alertmanager (go build).
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _unavailable_answers() -> float:

@@ -34,7 +34,8 @@ from tests.integration.ingest._alertmanager import alertmanager, post_alerts, we
 from tests.integration.ingest._harness import running_ingest, serve_app
 from tests.integration.router._harness import Collector, StaticRuleset, router_settings
 
-pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
+# The first run on a fresh machine builds Alertmanager (go build, a few minutes) in the fixture.
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RULES = Ruleset.model_validate(
     {

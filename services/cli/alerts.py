@@ -264,9 +264,7 @@ def _send_foreign(
         fail(f"{file} is not JSON: {exc}")
     table = settings.severity.table()
     if fmt is Format.alertmanager:
-        results = alertmanager.convert(
-            doc, mapping=alertmanager.AlertmanagerMapping(), severities=table
-        )
+        results = alertmanager.convert(doc, mapping=settings.formats.alertmanager, severities=table)
         problems: list[object] = [r for r in results if not isinstance(r, Alert)]
         count = len(results)
     else:

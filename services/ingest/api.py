@@ -170,7 +170,7 @@ def build_ingest_api() -> APIRouter:
             check_count(len(doc["alerts"]), limit)  # before converting them all
         results = alertmanager.convert(
             doc,
-            mapping=context.settings.alertmanager,
+            mapping=context.settings.formats.alertmanager,
             severities=context.severities,
             token_id=principal.token_id,
         )

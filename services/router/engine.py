@@ -143,6 +143,7 @@ class AlertRouter:
         self._intake = IntakeOptions(
             severities=settings.severity.table(),
             topic_tokens={t: v.get_secret_value() for t, v in settings.topic_tokens.items()},
+            alertmanager=settings.formats.alertmanager,
         )
         self.batches = 0
         self._retries_counted = 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.formats.alertmanager import AlertmanagerMapping
 from shared.settings._common import CommonSettings
+from shared.settings.formats import FormatSettings
 from shared.settings.severity import SeveritySettings
 
 __all__ = ["IngestSettings"]
@@ -36,9 +36,8 @@ class IngestSettings(CommonSettings):
     every ingest process shares one budget per token."""
     producer_linger_ms: int = Field(default=2, ge=0)
     """Concurrent requests share produce requests within this window."""
-    alertmanager: AlertmanagerMapping = Field(default_factory=AlertmanagerMapping)
-    """Webhook field mapping, as JSON: ``ALERTYARD_INGEST_ALERTMANAGER='{"service_from":
-    ["labels.app", "labels.job"]}'``."""
+    formats: FormatSettings = Field(default_factory=FormatSettings)
+    """Field mappings of the formats (``ALERTYARD_FORMAT_*``), the same as the router's."""
     severity: SeveritySettings = Field(default_factory=SeveritySettings)
     """The severity table (``ALERTYARD_SEVERITY_*``), the same as the router's."""
 

@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings._common import CommonSettings
+from shared.settings.formats import FormatSettings
 from shared.settings.severity import SeveritySettings
 
 __all__ = ["RouterSettings"]
@@ -46,6 +47,8 @@ class RouterSettings(CommonSettings):
     """How long shutdown waits for the batch in hand to be published and committed."""
     severity: SeveritySettings = Field(default_factory=SeveritySettings)
     """The severity table (``ALERTYARD_SEVERITY_*``): ``high`` -> error and friends."""
+    formats: FormatSettings = Field(default_factory=FormatSettings)
+    """Field mappings for webhook JSON on the alerts topic (``ALERTYARD_FORMAT_*``)."""
     topic_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     """Topic -> the token its records are published with when they carry no authorization
     header, for sources that cannot set record headers (Alertmanager's Kafka receiver). The

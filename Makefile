@@ -34,6 +34,7 @@ lint: install
 ## test: install, stack up, lint, type-check, every test against the real stack, stack down
 test: install
 	@set -o pipefail; mkdir -p .stack; scripts/stack up | tee .stack/env.sh; \
+	scripts/stack alertmanager >/dev/null; \
 	source .stack/env.sh; \
 	rc=0; \
 	$(MAKE) --no-print-directory lint || rc=$$?; \

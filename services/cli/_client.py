@@ -46,6 +46,7 @@ DEFAULT_URLS = {
     "tokens": ("ALERTYARD_TOKENS_URL", "http://127.0.0.1:8081"),
     "router": ("ALERTYARD_ROUTER_URL", "http://127.0.0.1:8082"),
     "audit": ("ALERTYARD_AUDIT_URL", "http://127.0.0.1:8083"),
+    "ingest": ("ALERTYARD_INGEST_URL", "http://127.0.0.1:8084"),
 }
 
 
@@ -117,6 +118,18 @@ class ApiClient:
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
+
+    def find(self, path: str) -> Any:
+        """GET ``path``; None on 404 (not there yet), like :meth:`get` otherwise."""
+        try:
+            response = self._http.get(path)
+        except self._httpx.HTTPError as exc:
+            fail(f"cannot reach {self.base_url} ({exc.__class__.__name__}); is it running?")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            fail(_describe_error(response))
+        return response.json()
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs)

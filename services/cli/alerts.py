@@ -26,6 +26,7 @@ from services.cli._client import (
 )
 from shared.alert import Alert, AlertStatus, Severity
 from shared.durations import InvalidDurationError, parse_instant
+from shared.formats.detect import Format
 from shared.headers import AUTHORIZATION, RejectedHeaders, RoutedHeaders
 from shared.settings import RouterSettings
 
@@ -112,6 +113,7 @@ async def _produce(
     token: str,
     items: list[tuple[bytes | None, bytes]],
     progress: Progress | None,
+    extra_headers: list[tuple[str, bytes]] | None = None,
 ) -> tuple[int, int]:
     from shared.kafka import make_producer  # aiokafka only when sending: faster CLI start-up
 
@@ -120,7 +122,7 @@ async def _produce(
         await asyncio.wait_for(producer.start(), timeout=15)
     except Exception as exc:
         fail(f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({type(exc).__name__})")
-    headers = [(AUTHORIZATION, f"Bearer {token}".encode())]
+    headers = [(AUTHORIZATION, f"Bearer {token}".encode()), *(extra_headers or [])]
     sent = failed = 0
     task = progress.add_task("sending", total=len(items)) if progress else None
     try:
@@ -170,12 +172,25 @@ def send(
         str | None, typer.Option(help="Alerts topic (default: ALERTYARD_TOPIC_ALERTS).")
     ] = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers.")] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="Format of --file: native (one alert a line), alertmanager (a webhook body) "
+            "or pagerduty (an Events v2 event); the router converts the last two.",
+        ),
+    ] = Format.native,
 ) -> None:
     """Publish alerts to the alerts topic with 'authorization: Bearer <token>'."""
     if not token:
         fail("an alerts:publish token is needed: --token or ALERTYARD_TOKEN")
     settings = _settings(bootstrap)
     target = topic or settings.topics.alerts
+    if fmt is not Format.native:
+        if file is None:
+            fail(f"--format {fmt.value} needs --file")
+        _send_foreign(settings, target, token, fmt, file)
+        return
     if file is None:
         alert = _one_alert(
             raw_json,
@@ -235,6 +250,40 @@ def send(
     )
     if failed or (invalid and not sent):
         raise typer.Exit(1)
+
+
+def _send_foreign(
+    settings: RouterSettings, topic: str, token: str, fmt: Format, file: Path
+) -> None:
+    """One record with the ``alertyard-format`` header, checked here with the converters the
+    router uses, so a broken file fails before anything is published."""
+    from shared.formats import alertmanager, pagerduty
+    from shared.formats.detect import FORMAT_HEADER
+
+    raw = file.read_bytes()
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        fail(f"{file} is not JSON: {exc}")
+    table = settings.severity.table()
+    if fmt is Format.alertmanager:
+        results = alertmanager.convert(doc, mapping=settings.formats.alertmanager, severities=table)
+        problems: list[object] = [r for r in results if not isinstance(r, Alert)]
+        count = len(results)
+    else:
+        event = pagerduty.convert(doc, severities=table, new_dedup_key=lambda: "checked")
+        problems = list(event.errors)
+        count = 1
+    for problem in problems[:10]:
+        console.print(f"[yellow]invalid[/] {problem}")
+    if problems or not count:
+        fail(f"{file} holds {len(problems)} invalid alert(s) of {count}; nothing was sent")
+    _, failed = asyncio.run(
+        _produce(settings, topic, token, [(None, raw)], None, [(FORMAT_HEADER, fmt.value.encode())])
+    )
+    if failed:
+        fail("Kafka did not acknowledge the record")
+    console.print(f"sent {count} alert(s) as one {fmt.value} record to {topic}")
 
 
 def _render(record: Any, as_json: bool) -> None:

@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-from services.cli import alerts, asyncapi, audit, rules, stack, tokens
+from services.cli import alerts, asyncapi, audit, ingest, rules, stack, tokens
 from shared.logging import configure_logging
 
 __all__ = ["app"]
@@ -26,14 +26,16 @@ def _setup() -> None:
     configure_logging("warning")
 
 
-for module in (stack, tokens, rules, alerts, audit, asyncapi):
+for module in (stack, tokens, rules, alerts, ingest, audit, asyncapi):
     module.register(app)
 
-SERVICES = ("tokens", "router", "audit", "console")
+SERVICES = ("tokens", "router", "audit", "ingest", "console")
 
 
 @app.command()
-def serve(service: str = typer.Argument(..., help="tokens | router | audit | console")) -> None:
+def serve(
+    service: str = typer.Argument(..., help="tokens | router | audit | ingest | console"),
+) -> None:
     """Run one service in the foreground (settings from ALERTYARD_* environment variables)."""
     if service not in SERVICES:
         raise typer.BadParameter(

@@ -26,7 +26,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 from services.router.authn import authenticate_batch
 from services.router.committer import OffsetCommitter
 from services.router.decisions import DecisionEncoder, DecisionRecord, DecisionWriter
-from services.router.intake import inspect_batch
+from services.router.intake import IntakeOptions, inspect_batch
 from services.router.metrics import RouterMetrics
 from services.router.partitioner import KeyPartitioner
 from services.router.plan import BatchPlan, plan_batch
@@ -144,6 +144,11 @@ class AlertRouter:
             partitions=settings.team_topic_partitions or topics.partitions,
             replication_factor=settings.team_topic_replication_factor or topics.replication_factor,
         )
+        self._intake = IntakeOptions(
+            severities=settings.severity.table(),
+            topic_tokens={t: v.get_secret_value() for t, v in settings.topic_tokens.items()},
+            alertmanager=settings.formats.alertmanager,
+        )
         self.batches = 0
         self._retries_counted = 0
         self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue(settings.pipeline_depth)
@@ -160,7 +165,7 @@ class AlertRouter:
         s = self.settings
         await ensure_topics(
             s.kafka_bootstrap_servers,
-            [s.topics.alerts, s.topics.unrouted, s.topics.rejected],
+            [s.topics.alerts, *s.topic_tokens, s.topics.unrouted, s.topics.rejected],
             partitions=s.topics.partitions,
             replication_factor=s.topics.replication_factor,
         )
@@ -173,7 +178,7 @@ class AlertRouter:
         )
         options = {**consumer_settings(s), **self._consumer_options}
         self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
-        self._consumer.subscribe([s.topics.alerts], listener=_Rebalance(self))
+        self._consumer.subscribe([s.topics.alerts, *s.topic_tokens], listener=_Rebalance(self))
         await self._consumer.start()
         self.decisions.start()
 
@@ -264,7 +269,7 @@ class AlertRouter:
         publisher = self._publisher
         if publisher is None:
             raise RuntimeError("call start() before routing")
-        inbounds = inspect_batch(itertools.chain.from_iterable(batch.values()))
+        inbounds = inspect_batch(itertools.chain.from_iterable(batch.values()), self._intake)
         tokens = [i.token for i in inbounds if i.token is not None and i.rejection is None]
         marks = [time.perf_counter()]
         auth = await authenticate_batch(

@@ -3,25 +3,42 @@
 Everything here is pure CPU work with no I/O, so a whole batch is inspected before any token
 is looked up. A bad message becomes a :class:`~services.router.rejects.Rejection`, never an
 exception.
+
+Severities are normalised through the severity table (``high`` -> error); a record in another
+format (Alertmanager webhook v4, PagerDuty Events v2: the ``alertyard-format`` header, or
+detected by shape) becomes one inbound per alert it holds. A topic bound to a token in the
+settings serves sources that cannot set record headers.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from services.router import rejects
 from services.router.rejects import Rejection
 from shared.alert import MAX_ALERT_BYTES, Alert
-from shared.headers import AUTHORIZATION, bearer_token
+from shared.formats import Format, Problem, alertmanager, detect, pagerduty
+from shared.formats.detect import FORMAT_HEADER
+from shared.headers import AUTHORIZATION, bearer_token, header_value
+from shared.reasons import describe_validation_error
+from shared.severity import DEFAULT_TABLE, SeverityTable, UnmappedSeverityError
 
-__all__ = ["Inbound", "inspect_batch", "inspect_record", "parse_value"]
+__all__ = [
+    "Inbound",
+    "IntakeOptions",
+    "inspect_batch",
+    "inspect_record",
+    "inspect_record_all",
+    "parse_value",
+]
 
 _ID_NAMESPACE: Final = uuid.UUID("6f1c7c1e-3f57-4d0a-9a3e-2b1e6a0f5c11")
 
@@ -38,19 +55,52 @@ class Inbound:
     token: str | None = None
     alert: Alert | None = None
     rejection: Rejection | None = None
+    rewritten: bool = False
+    """The alert differs from ``value`` (severity normalised, converted from another format):
+    it is published re-serialised, not as the producer's bytes."""
 
 
-def inspect_batch(records: Iterable[ConsumerRecord[bytes, bytes]]) -> list[Inbound]:
-    """:func:`inspect_record` for every record of a batch, in order.
+@dataclass(frozen=True, slots=True)
+class IntakeOptions:
+    """What intake needs from the settings."""
+
+    severities: SeverityTable = DEFAULT_TABLE
+    topic_tokens: Mapping[str, str] = field(default_factory=dict)
+    """Topic -> token for records without an authorization header (sources that cannot set
+    record headers, e.g. Alertmanager's Kafka receiver)."""
+    alertmanager: alertmanager.AlertmanagerMapping = field(
+        default_factory=alertmanager.AlertmanagerMapping
+    )
+
+
+DEFAULT_OPTIONS: Final = IntakeOptions()
+
+
+def inspect_batch(
+    records: Iterable[ConsumerRecord[bytes, bytes]], options: IntakeOptions = DEFAULT_OPTIONS
+) -> list[Inbound]:
+    """:func:`inspect_record_all` for every record of a batch, in order.
 
     The records of a batch mostly carry the same few authorization headers: each distinct
     header is parsed once.
     """
     tokens: dict[bytes, str | Rejection] = {}
-    return [
-        _inspect(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp, tokens)
-        for r in records
-    ]
+    inbounds: list[Inbound] = []
+    for r in records:
+        inbounds.extend(
+            _inspect(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                r.headers,
+                r.timestamp,
+                tokens,
+                options,
+            )
+        )
+    return inbounds
 
 
 def inspect_record(
@@ -61,9 +111,27 @@ def inspect_record(
     value: bytes | None,
     headers: Any,
     timestamp_ms: int,
+    options: IntakeOptions = DEFAULT_OPTIONS,
 ) -> Inbound:
-    """Check one record without I/O; the result holds either a parsed alert or a rejection."""
-    return _inspect(topic, partition, offset, key, value, headers, timestamp_ms, {})
+    """Check one record without I/O; the result holds either a parsed alert or a rejection
+    (the first alert's, for a record in a format that holds several)."""
+    return inspect_record_all(topic, partition, offset, key, value, headers, timestamp_ms, options)[
+        0
+    ]
+
+
+def inspect_record_all(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any,
+    timestamp_ms: int,
+    options: IntakeOptions = DEFAULT_OPTIONS,
+) -> list[Inbound]:
+    """One inbound per alert the record holds (one for native alerts), at least one."""
+    return _inspect(topic, partition, offset, key, value, headers, timestamp_ms, {}, options)
 
 
 def _inspect(
@@ -75,57 +143,148 @@ def _inspect(
     headers: Any,
     timestamp_ms: int,
     tokens: dict[bytes, str | Rejection],
-) -> Inbound:
+    options: IntakeOptions,
+) -> list[Inbound]:
     body = value or b""
     inbound = Inbound(topic, partition, offset, key, body)
     if len(body) > MAX_ALERT_BYTES:
         inbound.rejection = Rejection.of(
             rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
         )
-        return inbound
+        return [inbound]
     raw = None
     for name, header in headers or ():
         if name == AUTHORIZATION or name.lower() == AUTHORIZATION:  # the first one counts
             raw = header
             break
     if raw is None:
-        inbound.rejection = Rejection.of(
-            rejects.MISSING_TOKEN, "no 'authorization: Bearer <token>' header"
-        )
-        return inbound
-    token = tokens.get(raw)
-    if token is None:
-        token = tokens[raw] = _token(raw)
+        bound = options.topic_tokens.get(topic)
+        if bound is None:
+            inbound.rejection = Rejection.of(
+                rejects.MISSING_TOKEN, "no 'authorization: Bearer <token>' header"
+            )
+            return [inbound]
+        token: str | Rejection = bound
+    else:
+        cached = tokens.get(raw)
+        if cached is None:
+            cached = tokens[raw] = _token(raw)
+        token = cached
     if isinstance(token, Rejection):
         inbound.rejection = token
-        return inbound
+        return [inbound]
     inbound.token = token
-    parsed = parse_value(body)
-    if isinstance(parsed, Rejection):
-        inbound.rejection = parsed
-        return inbound
-    inbound.alert = _fill_defaults(parsed, topic, partition, offset, timestamp_ms)
-    return inbound
+    declared = header_value(headers or (), FORMAT_HEADER) if headers else None
+    if declared is not None and declared not in _FORMATS:
+        inbound.rejection = Rejection.of(
+            rejects.SCHEMA_VIOLATION,
+            f"unknown {FORMAT_HEADER} header; use one of {', '.join(f.value for f in Format)}",
+        )
+        return [inbound]
+    fmt = _FORMATS[declared] if declared is not None else None
+    as_native: Rejection | None = None
+    if fmt in (None, Format.native):
+        parsed, rewritten = _parse(body, options.severities)
+        if isinstance(parsed, Alert):
+            inbound.alert = _fill_defaults(parsed, topic, partition, offset, timestamp_ms)
+            inbound.rewritten = rewritten
+            return [inbound]
+        if fmt is Format.native or parsed.reason != rejects.SCHEMA_VIOLATION:
+            inbound.rejection = parsed
+            return [inbound]
+        as_native = parsed  # perhaps another format: detect it by shape
+    converted = _foreign(inbound, fmt, options, timestamp_ms)
+    if converted:
+        return converted
+    inbound.rejection = as_native or Rejection.of(rejects.SCHEMA_VIOLATION, "no alerts")
+    return [inbound]
 
 
-def parse_value(body: bytes) -> Alert | Rejection:
-    """The payload checks alone (size, UTF-8, JSON, schema): the alert, or why not.
+_FORMATS: Final = {f.value.encode(): f for f in Format}
+
+
+def parse_value(body: bytes, severities: SeverityTable = DEFAULT_TABLE) -> Alert | Rejection:
+    """The payload checks alone (size, UTF-8, JSON, schema, severity): the alert, or why not.
 
     The router runs them after the token checks; tools that replay a topic (the rules
     backtest) run them alone, so both agree on what counts as a valid alert.
     """
+    return _parse(body, severities)[0]
+
+
+def _parse(body: bytes, severities: SeverityTable) -> tuple[Alert | Rejection, bool]:
+    """The alert (and whether it differs from ``body``), or the rejection."""
     if len(body) > MAX_ALERT_BYTES:
         return Rejection.of(
             rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
-        )
+        ), False
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Rejection.of(rejects.INVALID_UTF8, f"value is not UTF-8 (byte {exc.start})")
+        return Rejection.of(rejects.INVALID_UTF8, f"value is not UTF-8 (byte {exc.start})"), False
     try:
-        return Alert.model_validate_json(body)
+        return Alert.model_validate_json(body), False
     except ValidationError as exc:
-        return _schema_rejection(exc)
+        if not any(e["loc"][:1] == ("severity",) for e in exc.errors()):
+            return _schema_rejection(exc), False
+    # The slow path, only for a severity outside the canonical four (``high``, ``Critical``).
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # a JSON corner orjson and pydantic disagree on
+        return Rejection.of(rejects.INVALID_JSON, str(exc)), False
+    if not isinstance(fields, dict):
+        return Rejection.of(rejects.SCHEMA_VIOLATION, "<root>: expected an object"), False
+    try:
+        severities.normalise_fields(fields)
+    except UnmappedSeverityError as exc:
+        return Rejection.of(exc.code, str(exc)), False
+    try:
+        return Alert.model_validate(fields), True
+    except ValidationError as exc:
+        return _schema_rejection(exc), False
+
+
+def _foreign(
+    inbound: Inbound, fmt: Format | None, options: IntakeOptions, timestamp_ms: int
+) -> list[Inbound]:
+    """Inbounds for a record in another format; empty when it is not in one after all."""
+    try:
+        doc = orjson.loads(inbound.value)
+    except orjson.JSONDecodeError as exc:
+        return [replace(inbound, rejection=Rejection.of(rejects.INVALID_JSON, str(exc)))]
+    fmt = fmt or detect(doc)
+    if fmt is Format.alertmanager:
+        results: list[Alert | Problem] = list(
+            alertmanager.convert(doc, mapping=options.alertmanager, severities=options.severities)
+        )
+    elif fmt is Format.pagerduty:
+        seed = f"{inbound.topic}/{inbound.partition}/{inbound.offset}"
+        event = pagerduty.convert(
+            doc,
+            severities=options.severities,
+            new_dedup_key=lambda: uuid.uuid5(_ID_NAMESPACE, seed).hex,
+        )
+        results = [
+            event.alert
+            if event.alert is not None
+            else Problem.of(None, event.reason, "; ".join(event.errors))
+        ]
+    else:
+        return []
+    out = []
+    for result in results:
+        if isinstance(result, Problem):
+            where = f"alerts[{result.index}]: " if result.index is not None else ""
+            rejection = Rejection.of(result.reason, where + result.detail)
+            out.append(replace(inbound, rejection=rejection))
+        else:
+            alert = _fill_defaults(
+                result, inbound.topic, inbound.partition, inbound.offset, timestamp_ms
+            )
+            out.append(replace(inbound, alert=alert, rewritten=True))
+    if not out:  # an empty webhook: nothing to route, but the record is not silently dropped
+        out.append(replace(inbound, rejection=Rejection.of(rejects.SCHEMA_VIOLATION, "no alerts")))
+    return out
 
 
 def _token(raw: bytes) -> str | Rejection:
@@ -139,13 +298,7 @@ def _token(raw: bytes) -> str | Rejection:
 
 
 def _schema_rejection(exc: ValidationError) -> Rejection:
-    errors = exc.errors(include_input=False, include_url=False)
-    if any(e["type"] == "json_invalid" for e in errors):
-        msg = next(e["msg"] for e in errors if e["type"] == "json_invalid")
-        return Rejection.of(rejects.INVALID_JSON, msg)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]]
-    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    return Rejection.of(rejects.SCHEMA_VIOLATION, "; ".join(parts) + more)
+    return Rejection.of(*describe_validation_error(exc))
 
 
 def _fill_defaults(

@@ -119,7 +119,8 @@ def plan_batch(
             decision.fallback,
         )
         # The producer's bytes go out untouched unless the router filled in or stamped a field.
-        value = inbound.value if alert is inbound.alert else alert.to_bytes()
+        untouched = alert is inbound.alert and not inbound.rewritten
+        value = inbound.value if untouched else alert.to_bytes()
         key = alert.kafka_key()
         alert_id = (_ALERT_ID, alert.id.encode())
         rules = shared.rule_ids(rule_ids)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from shared.auth import redact_tokens
+from shared.reasons import INVALID_JSON, INVALID_UTF8, OVERSIZED, SCHEMA_VIOLATION
+from shared.severity import SEVERITY_UNMAPPED
 
 __all__ = [
     "EVALUATION_ERROR",
@@ -16,16 +18,15 @@ __all__ = [
     "OVERSIZED",
     "PERMISSION_DENIED",
     "SCHEMA_VIOLATION",
+    "SEVERITY_UNMAPPED",
     "Rejection",
 ]
 
 MISSING_TOKEN: Final = "missing_token"  # noqa: S105 - a reason code, not a secret
 MALFORMED_AUTHORIZATION: Final = "malformed_authorization"
 PERMISSION_DENIED: Final = "permission_denied"
-INVALID_UTF8: Final = "invalid_utf8"
-INVALID_JSON: Final = "invalid_json"
-SCHEMA_VIOLATION: Final = "schema_violation"
-OVERSIZED: Final = "oversized"
+# INVALID_UTF8, INVALID_JSON, SCHEMA_VIOLATION, OVERSIZED and SEVERITY_UNMAPPED live in
+# shared.reasons: the ingest service answers with the same codes.
 EVALUATION_ERROR: Final = "evaluation_error"
 """The ruleset raised on this alert (a bug, not the producer's fault); kept for replay."""
 # Token failures use the validator's own codes: token_malformed, token_unknown, token_expired,

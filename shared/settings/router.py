@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.durations import DurationSeconds, WholeSeconds
 from shared.settings._common import CommonSettings
+from shared.settings.formats import FormatSettings
+from shared.settings.severity import SeveritySettings
 
 __all__ = ["RouterSettings"]
 
@@ -44,6 +46,14 @@ class RouterSettings(CommonSettings):
     lingering; a linger only adds latency here."""
     shutdown_drain_s: DurationSeconds = Field(default=30.0, gt=0)
     """How long shutdown waits for the batch in hand to be published and committed."""
+    severity: SeveritySettings = Field(default_factory=SeveritySettings)
+    """The severity table (``ALERTYARD_SEVERITY_*``): ``high`` -> error and friends."""
+    formats: FormatSettings = Field(default_factory=FormatSettings)
+    """Field mappings for webhook JSON on the alerts topic (``ALERTYARD_FORMAT_*``)."""
+    topic_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    """Topic -> the token its records are published with when they carry no authorization
+    header, for sources that cannot set record headers (Alertmanager's Kafka receiver). The
+    router also consumes these topics. Example: ``{"alertmanager": "ayg_..."}``."""
 
 
 def load() -> RouterSettings:

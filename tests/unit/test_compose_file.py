@@ -13,6 +13,7 @@ from shared.settings import (
     AuditSettings,
     CommonSettings,
     ConsoleSettings,
+    IngestSettings,
     RouterSettings,
     TokensSettings,
 )
@@ -23,6 +24,7 @@ SERVICES: dict[str, type[CommonSettings]] = {
     "router": RouterSettings,
     "audit": AuditSettings,
     "console": ConsoleSettings,
+    "ingest": IngestSettings,
 }
 
 

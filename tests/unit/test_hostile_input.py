@@ -24,6 +24,7 @@ INTAKE_REASONS = {
     rejects.INVALID_JSON,
     rejects.SCHEMA_VIOLATION,
     rejects.OVERSIZED,
+    rejects.SEVERITY_UNMAPPED,
 }
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)

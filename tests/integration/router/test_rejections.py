@@ -106,11 +106,19 @@ async def test_invalid_json(router_env: RouterEnv) -> None:
 
 
 async def test_schema_violation(router_env: RouterEnv) -> None:
-    body = b'{"source": "x", "summary": "y", "severity": "apocalyptic"}'
+    body = b'{"source": "x", "summary": "y", "severity": 5}'
     got = await _expect_rejected(
         router_env, body, "schema_violation", token=router_env.publisher_token
     )
     assert "severity" in got.detail
+
+
+async def test_severity_outside_the_table(router_env: RouterEnv) -> None:
+    body = b'{"source": "x", "summary": "y", "severity": "apocalyptic"}'
+    got = await _expect_rejected(
+        router_env, body, "severity_unmapped", token=router_env.publisher_token
+    )
+    assert "apocalyptic" in got.detail
 
 
 async def test_oversized(router_env: RouterEnv) -> None:

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from services.router.intake import Inbound, inspect_record
+from services.router.intake import Inbound, IntakeOptions, inspect_record, inspect_record_all
 from shared.alert import MAX_ALERT_BYTES
+from shared.severity import SeverityTable
 
 TOKEN = "ayg_" + "A" * 44
 AUTH = [("authorization", f"Bearer {TOKEN}".encode())]
@@ -76,3 +77,84 @@ def test_rejection_detail_never_echoes_a_token() -> None:
     bad_header = inspect(GOOD, [("authorization", f"Token {TOKEN}".encode())])
     assert bad_header.rejection is not None
     assert TOKEN not in bad_header.rejection.detail
+
+
+# Severity normalisation and other formats on the topic (#10)
+
+
+def test_alias_severity_is_normalised_not_rejected() -> None:
+    value = json.dumps({"source": "prom", "summary": "x", "severity": "high"}).encode()
+    inbound = inspect(value)
+    assert inbound.rejection is None
+    assert inbound.alert is not None
+    assert inbound.alert.severity.value == "error"
+    assert inbound.alert.labels["severity_original"] == "high"
+    assert inbound.rewritten  # published re-serialised, with the canonical value
+
+
+def test_canonical_severity_keeps_the_producers_bytes() -> None:
+    inbound = inspect(GOOD)
+    assert not inbound.rewritten
+
+
+def test_unknown_severity_is_rejected_with_its_own_reason() -> None:
+    value = json.dumps({"source": "prom", "summary": "x", "severity": "sev-xyz"}).encode()
+    inbound = inspect(value)
+    assert inbound.rejection is not None
+    assert inbound.rejection.reason == "severity_unmapped"
+    options = IntakeOptions(severities=SeverityTable(unmapped=None, aliases={"sev-xyz": "info"}))
+    mapped = inspect_record_all("alerts", 0, 1, None, value, AUTH, 1, options)[0]
+    assert mapped.alert is not None
+    assert mapped.alert.severity.value == "info"
+
+
+WEBHOOK = {
+    "version": "4",
+    "receiver": "r",
+    "alerts": [
+        {"status": "firing", "labels": {"alertname": "A", "severity": "page"}, "fingerprint": "f1"},
+        {"status": "resolved", "labels": {"alertname": "B"}, "fingerprint": "f2"},
+    ],
+}
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["header", "detected"])
+def test_alertmanager_webhook_record_becomes_one_inbound_per_alert(declared: bool) -> None:
+    headers = [*AUTH, ("alertyard-format", b"alertmanager")] if declared else AUTH
+    value = json.dumps(WEBHOOK).encode()
+    first, second = inspect_record_all("alerts", 0, 9, None, value, headers, 1)
+    assert first.alert is not None
+    assert second.alert is not None
+    assert (first.alert.dedup_key, first.alert.severity.value) == ("f1", "critical")
+    assert (second.alert.dedup_key, second.alert.status.value) == ("f2", "resolved")
+    assert first.offset == second.offset == 9
+    assert first.rewritten
+
+
+def test_pagerduty_event_record_is_detected() -> None:
+    event = {
+        "routing_key": "ignored-on-the-topic",
+        "event_action": "trigger",
+        "payload": {"summary": "s", "source": "h", "severity": "warning"},
+    }
+    (inbound,) = inspect_record_all("alerts", 0, 5, None, json.dumps(event).encode(), AUTH, 1)
+    assert inbound.alert is not None
+    again = inspect_record_all("alerts", 0, 5, None, json.dumps(event).encode(), AUTH, 1)[0]
+    assert again.alert is not None
+    assert inbound.alert.dedup_key == again.alert.dedup_key  # derived from the record
+
+
+def test_unknown_format_header_is_rejected() -> None:
+    inbound = inspect(GOOD, headers=[*AUTH, ("alertyard-format", b"nagios")])
+    assert inbound.rejection is not None
+    assert inbound.rejection.reason == "schema_violation"
+
+
+def test_topic_bound_to_a_token_needs_no_header() -> None:
+    options = IntakeOptions(topic_tokens={"am-kafka": TOKEN})
+    value = json.dumps(WEBHOOK).encode()
+    inbounds = inspect_record_all("am-kafka", 0, 1, None, value, [], 1, options)
+    assert [i.token for i in inbounds] == [TOKEN, TOKEN]
+    unbound = inspect_record_all("alerts", 0, 1, None, value, [], 1, options)
+    assert unbound[0].rejection is not None
+    assert unbound[0].rejection.reason == "missing_token"

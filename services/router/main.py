@@ -16,9 +16,9 @@ from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.tokens.validator import build_validator
-from shared.kafka import make_producer, wait_for_kafka
+from shared.kafka import wait_for_kafka
 from shared.logging import configure_logging, get_logger
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxMetrics, OutboxRelay, make_relay_producer
 from shared.redis import make_redis
 from shared.runtime import tune_gc
 from shared.serving import http_server, stop_on_signals
@@ -53,13 +53,17 @@ async def run_router(settings: RouterSettings) -> None:
     router = AlertRouter(
         settings, validator=validator, ruleset=live, decisions=writer, metrics=metrics
     )
-    relay_producer = make_producer(settings.kafka_bootstrap_servers)
+    relay_producer = make_relay_producer(
+        settings.kafka_bootstrap_servers, request_timeout_s=settings.outbox_request_timeout_s
+    )
     relay = OutboxRelay(
         redis,
         relay_producer,
         source="rules",
         topic=settings.topics.audit,
         owner=f"router-{socket.gethostname()}-{os.getpid()}",
+        request_timeout_s=settings.outbox_request_timeout_s,
+        metrics=OutboxMetrics(REGISTRY),
     )
     app = build_app(
         validator=validator,

@@ -8,14 +8,15 @@ import contextlib
 import os
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from services.tokens._base import EVENT_SOURCE
 from services.tokens.api import create_app
 from services.tokens.service import TokenService
 from services.tokens.validator import build_validator
-from shared.kafka import ensure_topics, make_producer, wait_for_kafka
+from shared.kafka import ensure_topics, wait_for_kafka
 from shared.logging import configure_logging, get_logger
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxMetrics, OutboxRelay, make_relay_producer
 from shared.redis import make_redis
 from shared.settings.tokens import TokensSettings, load
 
@@ -53,7 +54,9 @@ async def run(settings: TokensSettings) -> None:
         partitions=settings.topics.partitions,
         replication_factor=settings.topics.replication_factor,
     )
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_relay_producer(
+        settings.kafka_bootstrap_servers, request_timeout_s=settings.outbox_request_timeout_s
+    )
     await producer.start()
     relay = OutboxRelay(
         redis,
@@ -61,6 +64,8 @@ async def run(settings: TokensSettings) -> None:
         source=EVENT_SOURCE,
         topic=settings.topics.audit,
         owner=f"tokens-{os.getpid()}",
+        request_timeout_s=settings.outbox_request_timeout_s,
+        metrics=OutboxMetrics(REGISTRY),
     )
     await validator.start()
     tasks = [

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.outbox import RELAY_REQUEST_TIMEOUT_S
+
 __all__ = ["CommonSettings", "TopicSettings"]
 
 
@@ -45,3 +47,8 @@ class CommonSettings(BaseSettings):
         default="auto", validation_alias="ALERTYARD_LOG_FORMAT"
     )
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    outbox_request_timeout_s: float = Field(
+        default=RELAY_REQUEST_TIMEOUT_S, gt=0, validation_alias="ALERTYARD_OUTBOX_REQUEST_TIMEOUT_S"
+    )
+    """The outbox relay producer's request timeout; its lease lasts twice that plus 5 s, which
+    is also how long a crashed relay's successor waits (shared/outbox.py)."""

@@ -23,7 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
-from services.router.authn import authenticate_batch
+from services.router.authn import AuthRetryInterrupted, authenticate_batch
 from services.router.committer import OffsetCommitter
 from services.router.decisions import DecisionEncoder, DecisionRecord, DecisionWriter
 from services.router.intake import inspect_batch
@@ -92,10 +92,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         self._router = router
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Finish (publish + commit) the batches in hand before the partitions move on.
-        async with self._router.batch_lock:
-            await self._router.drain()
-            self._router.release(revoked)
+        # Finish (publish + commit) the batches in hand before the partitions move on. A batch
+        # whose tokens wait for Redis gives way (it is replayed): the rebalance never waits
+        # for an outage.
+        self._router.control_waiting.set()
+        try:
+            async with self._router.batch_lock:
+                await self._router.drain()
+                self._router.release(revoked)
+        finally:
+            if not self._router.stopping:
+                self._router.control_waiting.clear()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._router.assigned = set(assigned)
@@ -124,6 +131,8 @@ class AlertRouter:
         self.decisions = decisions
         self.assigned: set[TopicPartition] = set()
         self.batch_lock = asyncio.Lock()
+        self.control_waiting = asyncio.Event()
+        """Set while a rebalance or shutdown waits: authentication retries give way to it."""
         self._validator = validator
         self._ruleset = ruleset
         self._consumer_options = dict(consumer_options or {})
@@ -213,9 +222,14 @@ class AlertRouter:
             await self._committer.stop()  # the last acknowledged offsets are committed
             self._stopped.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     async def stop(self) -> None:
         """Stop consuming, drain the batches in hand (bounded), close the clients."""
         self._stopping.set()
+        self.control_waiting.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), timeout=self.settings.shutdown_drain_s)
         await self.decisions.stop()
@@ -246,6 +260,10 @@ class AlertRouter:
             inflight = await self._dispatch(batch)
         except asyncio.CancelledError:
             raise
+        except AuthRetryInterrupted as cut:  # a rebalance or shutdown first; replay it after
+            log.info("batch_deferred_for_control", reason=str(cut), partitions=len(batch))
+            self._mark_rewind(batch)
+            return
         except Exception:  # a bug or an unforeseen outage: replay the batch, never skip it
             log.exception("batch_failed_rewinding", partitions=len(batch))
             self._mark_rewind(batch)
@@ -264,7 +282,10 @@ class AlertRouter:
         tokens = [i.token for i in inbounds if i.token is not None and i.rejection is None]
         marks = [time.perf_counter()]
         auth = await authenticate_batch(
-            self._validator, tokens, max_backoff_s=self.settings.publish_retry_max_backoff_s
+            self._validator,
+            tokens,
+            max_backoff_s=self.settings.publish_retry_max_backoff_s,
+            interrupted=self.control_waiting,
         )
         ruleset = self._ruleset.current
         marks.append(time.perf_counter())

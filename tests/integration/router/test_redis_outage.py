@@ -1,19 +1,15 @@
 """Redis dies and comes back while alerts flow: routing goes on with the cached ruleset and
 token, nothing is lost, and the buffered decisions reach Redis once it is back.
 
-Uses a throwaway redis-server of its own (never the shared one) with an append-only file, so
-the restart keeps the stored tokens and rules as a real restart would.
+Uses a throwaway redis-server of its own (never the shared one) on the stack's settings
+(append-only file), so the restart keeps the stored tokens and rules as a real restart would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,7 +22,7 @@ from services.tokens.testing import issue_token, test_settings
 from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.redis import make_redis
-from tests.integration._processes import free_port
+from tests.integration._redis_server import ThrowawayRedis
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
@@ -53,54 +49,13 @@ RULESET = Ruleset.model_validate(
 )
 
 
-class ThrowawayRedis:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is needed for this test"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", "always",
-                "--dir", str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ping = subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            )
-            if ping.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise AssertionError("throwaway redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()  # SIGKILL: an outage, not a polite shutdown
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(free_port(), tmp_path)
-    server.start()
+async def own_redis() -> AsyncIterator[ThrowawayRedis]:
+    """A redis-server of its own on the stack's settings (AOF), never the shared one."""
+    server = ThrowawayRedis()
+    await server.start()
     yield server
-    server.kill()
+    server.stop()
 
 
 async def test_redis_restart_during_routing_loses_nothing(
@@ -141,7 +96,7 @@ async def test_redis_restart_during_routing_loses_nothing(
     try:
         async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
             await send_wave(sender)  # Redis up
-            own_redis.kill()
+            own_redis.kill9()
             await send_wave(sender)  # Redis down: cached ruleset and token keep routing
             assert live.loaded
             assert writer.buffered >= 100  # lookups wait for Redis; routing did not
@@ -152,7 +107,7 @@ async def test_redis_restart_during_routing_loses_nothing(
             await sender.send(alert_body(id=late, service="web"), token=unused, key=late.encode())
             await asyncio.sleep(1.0)
             assert late not in received()
-            own_redis.start()
+            await own_redis.start()
             await send_wave(sender)  # Redis back
         for _ in range(100):  # the writer retries with backoff; lookups catch up
             if all([await store.get(i) is not None for i in ids]):

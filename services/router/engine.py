@@ -25,6 +25,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
 from services.router.authn import AuthRetryInterrupted, authenticate_batch
 from services.router.committer import OffsetCommitter
+from services.router.decision_log import DecisionLog
 from services.router.decisions import DecisionEncoder, DecisionRecord, DecisionWriter
 from services.router.intake import inspect_batch
 from services.router.metrics import RouterMetrics
@@ -154,6 +155,7 @@ class AlertRouter:
         self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue(settings.pipeline_depth)
         self._rewind: dict[TopicPartition, int] = {}
         self._committer: OffsetCommitter | None = None
+        self._decision_log: DecisionLog | None = None
 
     @property
     def ready(self) -> bool:
@@ -163,9 +165,10 @@ class AlertRouter:
     async def start(self) -> None:
         """Create the fixed topics (and provisioned team topics), then join the group."""
         s = self.settings
+        fixed = [s.topics.alerts, s.topics.unrouted, s.topics.rejected]
         await ensure_topics(
             s.kafka_bootstrap_servers,
-            [s.topics.alerts, s.topics.unrouted, s.topics.rejected],
+            [*fixed, s.topics.decisions] if s.decisions_via_topic else fixed,
             partitions=s.topics.partitions,
             replication_factor=s.topics.replication_factor,
         )
@@ -176,6 +179,8 @@ class AlertRouter:
         self._publisher = BatchPublisher(
             self._producer, self._topics, max_backoff_s=s.publish_retry_max_backoff_s
         )
+        if s.decisions_via_topic:
+            self._decision_log = DecisionLog(self._producer, s.topics.decisions)
         options = {**consumer_settings(s), **self._consumer_options}
         self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
         self._consumer.subscribe([s.topics.alerts], listener=_Rebalance(self))
@@ -333,17 +338,23 @@ class AlertRouter:
         publisher = self._publisher
         assert publisher is not None  # set by start(), before any dispatch
         offsets: dict[TopicPartition, int] = {}
+        decision_acks: list[asyncio.Future[Any]] = []
         for inflight in group:
             plan = inflight.plan
             metadata = await publisher.settle(plan.messages, inflight.pending)
             inflight.marks.append(time.perf_counter())
-            # Lookups are written in the background: routing does not wait for Redis.
             routed_at = datetime.now(UTC)
-            self.decisions.add(_decisions(plan, metadata, inflight.received_at, routed_at))
+            decided = _decisions(plan, metadata, inflight.received_at, routed_at)
+            if self._decision_log is not None:  # part of the at-least-once unit
+                decision_acks.extend(await self._decision_log.send(decided))
+            else:  # written in the background: routing does not wait for Redis
+                self.decisions.add(decided)
             inflight.marks.append(time.perf_counter())
             for tp, records in inflight.batch.items():
                 if records:
                     offsets[tp] = max(offsets.get(tp, 0), records[-1].offset + 1)
+        if decision_acks:  # acknowledged before the offsets move (a failure replays the group)
+            await DecisionLog.settle(decision_acks)
         assert self._committer is not None  # created by run()
         self._committer.advance(offsets)  # committed in the background, latest wins
         committed = time.perf_counter()

@@ -10,13 +10,14 @@ import socket
 from prometheus_client import REGISTRY
 
 from services.router.app import build_app
+from services.router.decision_log import DecisionIndexer
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from services.tokens.validator import build_validator
-from shared.kafka import wait_for_kafka
+from shared.kafka import make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxMetrics, OutboxRelay, make_relay_producer
 from shared.redis import make_redis
@@ -79,6 +80,15 @@ async def run_router(settings: RouterSettings) -> None:
     await live.start()
     await relay_producer.start()
     await router.start()
+    indexer = None
+    if settings.decisions_via_topic:  # every router indexes its share of the decisions topic
+        indexer_consumer = make_consumer(
+            settings.kafka_bootstrap_servers,
+            settings.topics.decisions,
+            group_id=f"{settings.group_id}-decisions",
+        )
+        await indexer_consumer.start()
+        indexer = DecisionIndexer(indexer_consumer, decision_store)
     tune_gc()  # after start-up: see shared/runtime.py
     tasks = {
         asyncio.create_task(router.run(), name="router"),
@@ -86,6 +96,8 @@ async def run_router(settings: RouterSettings) -> None:
         asyncio.create_task(server.serve(), name="http"),
         asyncio.create_task(stop.wait(), name="signal"),
     }
+    if indexer is not None:
+        tasks.add(asyncio.create_task(indexer.run(), name="decision-indexer"))
     log.info(
         "router_started",
         alerts_topic=settings.topics.alerts,
@@ -101,12 +113,16 @@ async def run_router(settings: RouterSettings) -> None:
         log.info("router_stopping")
         server.should_exit = True
         relay.stop()
+        if indexer is not None:
+            indexer.stop()
         await router.stop()  # drains the batch in hand, commits, closes the clients
         for task in tasks:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await relay_producer.stop()
+        if indexer is not None:
+            await indexer_consumer.stop()
         await live.stop()
         await validator.stop()
         await redis.aclose()

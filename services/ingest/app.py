@@ -18,7 +18,6 @@ from services.ingest.api import IngestContext, build_ingest_api
 from services.ingest.errors import retry_headers
 from services.ingest.publisher import AlertPublisher
 from services.ingest.ratelimit import TokenRateLimiter
-from services.tokens.validator import build_validator
 from shared.api_docs import serve_docs_offline
 from shared.asyncapi_route import add_asyncapi_route
 from shared.auth import redact_tokens
@@ -29,6 +28,7 @@ from shared.http_auth import FailedAuthLimiter
 from shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from shared.redis import make_redis
 from shared.settings import IngestSettings, TokensSettings
+from shared.tokens.validator import build_validator
 
 __all__ = ["create_app"]
 

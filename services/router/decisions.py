@@ -41,33 +41,29 @@ _PREFIX = "alertyard:decision:"
 _INDEX = "alertyard:decisions:"
 _SCAN_CHUNK = 200
 
-# ARGV: retention_s, trim bound, decision key prefix, index key prefix, then ONE JSON array of
-# rows [member, body, scope, ...]: redis-py packs each argument in Python (costly per decision),
-# cjson decodes the array in C.
+# KEYS: every key the script touches (Redis Cluster needs them declared): first the decision key
+# of each row, then the time-index key of each scope. ARGV: retention_s, trim bound, then ONE
+# JSON array of rows [member, body, index-key position, ...]: redis-py packs each argument in
+# Python (costly per decision), cjson decodes the array in C.
 _WRITE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local cutoff = ARGV[2]
-local prefix = ARGV[3]
-local index = ARGV[4]
-local rows = cjson.decode(ARGV[5])
-local by_scope = {}
-for _, row in ipairs(rows) do
-  local member = row[1]
-  -- member = <received ms>:<alert id>
-  local id = string.sub(member, string.find(member, ':', 1, true) + 1)
-  redis.call('SET', prefix .. id, row[2], 'EX', ttl)
+local rows = cjson.decode(ARGV[3])
+local by_index = {}
+for i, row in ipairs(rows) do
+  redis.call('SET', KEYS[i], row[2], 'EX', ttl)
   for k = 3, #row do
-    local zargs = by_scope[row[k]]
+    local zargs = by_index[row[k]]
     if not zargs then
       zargs = {}
-      by_scope[row[k]] = zargs
+      by_index[row[k]] = zargs
     end
     zargs[#zargs + 1] = 0
-    zargs[#zargs + 1] = member
+    zargs[#zargs + 1] = row[1]
   end
 end
-for scope, zargs in pairs(by_scope) do
-  local key = index .. scope
+for position, zargs in pairs(by_index) do
+  local key = KEYS[position]
   for start = 1, #zargs, 1000 do
     redis.call('ZADD', key, unpack(zargs, start, math.min(start + 999, #zargs)))
   end
@@ -279,16 +275,20 @@ class DecisionStore:
         if not decisions:
             return
         cutoff = f"({int((time.time() - self._retention_s) * 1000):013d}"
-        scopes: dict[tuple[str, ...], str] = {}
+        keys = [_PREFIX + record.alert_id for record in decisions]
+        positions: dict[str, int] = {}  # scope -> its index key's position in KEYS (1-based)
+        tails: dict[tuple[str, ...], str] = {}
         rows = []
         for record in decisions:
-            tail = scopes.get(record.scopes)
+            tail = tails.get(record.scopes)
             if tail is None:
-                tail = scopes[record.scopes] = "".join("," + _json_str(s) for s in record.scopes)
+                for scope in record.scopes:
+                    if scope not in positions:
+                        keys.append(_INDEX + scope)
+                        positions[scope] = len(keys)
+                tail = tails[record.scopes] = "".join(f",{positions[s]}" for s in record.scopes)
             rows.append(f"[{_json_str(record.member)},{_json_str(record.body)}{tail}]")
-        await self._write(
-            keys=[], args=[self._retention_s, cutoff, _PREFIX, _INDEX, "[" + ",".join(rows) + "]"]
-        )
+        await self._write(keys=keys, args=[self._retention_s, cutoff, "[" + ",".join(rows) + "]"])
 
     async def get(self, alert_id: str) -> Decision | None:
         raw = cast(bytes | None, await self._redis.get(_PREFIX + alert_id))
@@ -378,6 +378,7 @@ class DecisionWriter:
     ) -> None:
         self._store = store
         self._buffer: deque[DecisionRecord] = deque()
+        self._writing: list[DecisionRecord] = []
         self._max = max_buffered
         self._timeout_s = timeout_s
         self._max_write = max_write
@@ -389,14 +390,21 @@ class DecisionWriter:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        """Decisions not yet written: waiting, plus the batch being written now."""
+        return len(self._buffer) + len(self._writing)
 
     def add(self, decisions: Iterable[DecisionRecord]) -> None:
         self._buffer.extend(decisions)
+        self._trim()
+        self._wakeup.set()
+
+    def _trim(self) -> None:
+        """Drop the oldest waiting decisions beyond ``max_buffered``. The batch being written is
+        out of the buffer (at most ``max_write`` more in memory) and is never dropped while the
+        write may still succeed."""
         while len(self._buffer) > self._max:
             self._buffer.popleft()
             self.dropped += 1
-        self._wakeup.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -415,18 +423,26 @@ class DecisionWriter:
             await asyncio.wait_for(self._drain(), timeout=flush_timeout_s)
 
     async def flush(self) -> bool:
-        """Write up to ``max_write`` buffered decisions; False when Redis did not answer."""
+        """Write up to ``max_write`` buffered decisions, oldest first; False when Redis did not
+        answer (they go back to the front of the buffer)."""
         if not self._buffer:
             return True
-        pending = [self._buffer[i] for i in range(min(len(self._buffer), self._max_write))]
+        # Take the batch out of the buffer first: decisions added (and overflow dropped) while
+        # the write is in flight then touch only the buffer, never the batch being written.
+        count = min(len(self._buffer), self._max_write)
+        self._writing = [self._buffer.popleft() for _ in range(count)]
         try:
-            await asyncio.wait_for(self._store.write_many(pending), timeout=self._timeout_s)
-        except Exception as exc:  # Redis down or slow: keep the decisions for the next try
-            log.warning("decision_store_unavailable", error=repr(exc), buffered=len(self._buffer))
+            await asyncio.wait_for(self._store.write_many(self._writing), timeout=self._timeout_s)
+        except BaseException as exc:
+            self._buffer.extendleft(reversed(self._writing))
+            self._writing = []
+            self._trim()
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the decisions are back in the buffer for stop() to drain
+            log.warning("decision_store_unavailable", error=repr(exc), buffered=self.buffered)
             return False
-        for _ in range(len(pending)):
-            self._buffer.popleft()
-        self.written += len(pending)
+        self.written += len(self._writing)
+        self._writing = []
         return True
 
     async def _drain(self) -> None:

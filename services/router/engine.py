@@ -23,8 +23,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
-from services.router.authn import authenticate_batch
+from services.router.authn import AuthRetryInterrupted, authenticate_batch
 from services.router.committer import OffsetCommitter
+from services.router.decision_log import DecisionLog
 from services.router.decisions import DecisionEncoder, DecisionRecord, DecisionWriter
 from services.router.intake import IntakeOptions, inspect_batch
 from services.router.metrics import RouterMetrics
@@ -92,10 +93,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         self._router = router
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Finish (publish + commit) the batches in hand before the partitions move on.
-        async with self._router.batch_lock:
-            await self._router.drain()
-            self._router.release(revoked)
+        # Finish (publish + commit) the batches in hand before the partitions move on. A batch
+        # whose tokens wait for Redis gives way (it is replayed): the rebalance never waits
+        # for an outage.
+        self._router.control_waiting.set()
+        try:
+            async with self._router.batch_lock:
+                await self._router.drain()
+                self._router.release(revoked)
+        finally:
+            if not self._router.stopping:
+                self._router.control_waiting.clear()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._router.assigned = set(assigned)
@@ -128,6 +136,8 @@ class AlertRouter:
         self.partitions_assigned = asyncio.Event()
         """Set once the group has given this router partitions (tests await it)."""
         self.batch_lock = asyncio.Lock()
+        self.control_waiting = asyncio.Event()
+        """Set while a rebalance or shutdown waits: authentication retries give way to it."""
         self._validator = validator
         self._ruleset = ruleset
         self._consumer_options = dict(consumer_options or {})
@@ -154,6 +164,7 @@ class AlertRouter:
         self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue(settings.pipeline_depth)
         self._rewind: dict[TopicPartition, int] = {}
         self._committer: OffsetCommitter | None = None
+        self._decision_log: DecisionLog | None = None
 
     @property
     def ready(self) -> bool:
@@ -163,9 +174,10 @@ class AlertRouter:
     async def start(self) -> None:
         """Create the fixed topics (and provisioned team topics), then join the group."""
         s = self.settings
+        fixed = [s.topics.alerts, *s.topic_tokens, s.topics.unrouted, s.topics.rejected]
         await ensure_topics(
             s.kafka_bootstrap_servers,
-            [s.topics.alerts, *s.topic_tokens, s.topics.unrouted, s.topics.rejected],
+            [*fixed, s.topics.decisions] if s.decisions_via_topic else fixed,
             partitions=s.topics.partitions,
             replication_factor=s.topics.replication_factor,
         )
@@ -176,6 +188,8 @@ class AlertRouter:
         self._publisher = BatchPublisher(
             self._producer, self._topics, max_backoff_s=s.publish_retry_max_backoff_s
         )
+        if s.decisions_via_topic:
+            self._decision_log = DecisionLog(self._producer, s.topics.decisions)
         options = {**consumer_settings(s), **self._consumer_options}
         self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
         self._consumer.subscribe([s.topics.alerts, *s.topic_tokens], listener=_Rebalance(self))
@@ -222,9 +236,14 @@ class AlertRouter:
             await self._committer.stop()  # the last acknowledged offsets are committed
             self._stopped.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     async def stop(self) -> None:
         """Stop consuming, drain the batches in hand (bounded), close the clients."""
         self._stopping.set()
+        self.control_waiting.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), timeout=self.settings.shutdown_drain_s)
         await self.decisions.stop()
@@ -255,6 +274,10 @@ class AlertRouter:
             inflight = await self._dispatch(batch)
         except asyncio.CancelledError:
             raise
+        except AuthRetryInterrupted as cut:  # a rebalance or shutdown first; replay it after
+            log.info("batch_deferred_for_control", reason=str(cut), partitions=len(batch))
+            self._mark_rewind(batch)
+            return
         except Exception:  # a bug or an unforeseen outage: replay the batch, never skip it
             log.exception("batch_failed_rewinding", partitions=len(batch))
             self._mark_rewind(batch)
@@ -273,7 +296,10 @@ class AlertRouter:
         tokens = [i.token for i in inbounds if i.token is not None and i.rejection is None]
         marks = [time.perf_counter()]
         auth = await authenticate_batch(
-            self._validator, tokens, max_backoff_s=self.settings.publish_retry_max_backoff_s
+            self._validator,
+            tokens,
+            max_backoff_s=self.settings.publish_retry_max_backoff_s,
+            interrupted=self.control_waiting,
         )
         ruleset = self._ruleset.current
         marks.append(time.perf_counter())
@@ -321,17 +347,23 @@ class AlertRouter:
         publisher = self._publisher
         assert publisher is not None  # set by start(), before any dispatch
         offsets: dict[TopicPartition, int] = {}
+        decision_acks: list[asyncio.Future[Any]] = []
         for inflight in group:
             plan = inflight.plan
             metadata = await publisher.settle(plan.messages, inflight.pending)
             inflight.marks.append(time.perf_counter())
-            # Lookups are written in the background: routing does not wait for Redis.
             routed_at = datetime.now(UTC)
-            self.decisions.add(_decisions(plan, metadata, inflight.received_at, routed_at))
+            decided = _decisions(plan, metadata, inflight.received_at, routed_at)
+            if self._decision_log is not None:  # part of the at-least-once unit
+                decision_acks.extend(await self._decision_log.send(decided))
+            else:  # written in the background: routing does not wait for Redis
+                self.decisions.add(decided)
             inflight.marks.append(time.perf_counter())
             for tp, records in inflight.batch.items():
                 if records:
                     offsets[tp] = max(offsets.get(tp, 0), records[-1].offset + 1)
+        if decision_acks:  # acknowledged before the offsets move (a failure replays the group)
+            await DecisionLog.settle(decision_acks)
         assert self._committer is not None  # created by run()
         self._committer.advance(offsets)  # committed in the background, latest wins
         committed = time.perf_counter()

@@ -10,15 +10,16 @@ import socket
 from prometheus_client import REGISTRY
 
 from services.router.app import build_app
+from services.router.decision_log import DecisionIndexer
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from shared.http_auth import FailedAuthLimiter
-from shared.kafka import make_producer, wait_for_kafka
+from shared.kafka import make_consumer, wait_for_kafka
 from shared.logging import configure_logging, get_logger
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxMetrics, OutboxRelay, make_relay_producer
 from shared.redis import make_redis
 from shared.runtime import tune_gc
 from shared.serving import exit_unless_secure, http_server, inherited_socket, stop_on_signals
@@ -55,13 +56,17 @@ async def run_router(settings: RouterSettings) -> None:
     router = AlertRouter(
         settings, validator=validator, ruleset=live, decisions=writer, metrics=metrics
     )
-    relay_producer = make_producer(settings.kafka_bootstrap_servers)
+    relay_producer = make_relay_producer(
+        settings.kafka_bootstrap_servers, request_timeout_s=settings.outbox_request_timeout_s
+    )
     relay = OutboxRelay(
         redis,
         relay_producer,
         source="rules",
         topic=settings.topics.audit,
         owner=f"router-{socket.gethostname()}-{os.getpid()}",
+        request_timeout_s=settings.outbox_request_timeout_s,
+        metrics=OutboxMetrics(REGISTRY),
     )
     app = build_app(
         validator=validator,
@@ -80,6 +85,15 @@ async def run_router(settings: RouterSettings) -> None:
     await live.start()
     await relay_producer.start()
     await router.start()
+    indexer = None
+    if settings.decisions_via_topic:  # every router indexes its share of the decisions topic
+        indexer_consumer = make_consumer(
+            settings.kafka_bootstrap_servers,
+            settings.topics.decisions,
+            group_id=f"{settings.group_id}-decisions",
+        )
+        await indexer_consumer.start()
+        indexer = DecisionIndexer(indexer_consumer, decision_store)
     tune_gc()  # after start-up: see shared/runtime.py
     tasks = {
         asyncio.create_task(router.run(), name="router"),
@@ -87,6 +101,8 @@ async def run_router(settings: RouterSettings) -> None:
         asyncio.create_task(server.serve(sockets=http_sockets), name="http"),
         asyncio.create_task(stop.wait(), name="signal"),
     }
+    if indexer is not None:
+        tasks.add(asyncio.create_task(indexer.run(), name="decision-indexer"))
     log.info(
         "router_started",
         alerts_topic=settings.topics.alerts,
@@ -102,12 +118,16 @@ async def run_router(settings: RouterSettings) -> None:
         log.info("router_stopping")
         server.should_exit = True
         relay.stop()
+        if indexer is not None:
+            indexer.stop()
         await router.stop()  # drains the batch in hand, commits, closes the clients
         for task in tasks:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await relay_producer.stop()
+        if indexer is not None:
+            await indexer_consumer.stop()
         await live.stop()
         await validator.stop()
         await redis.aclose()

@@ -213,13 +213,3 @@ async def _token_from_body(request: Request) -> str:
     if not isinstance(token, str) or not token:
         raise ValidationFailedError("send the token to introspect in the 'token' field")
     return token
-
-
-def __getattr__(name: str) -> object:
-    """``create_app`` moved to :mod:`services.tokens.app` (#9); this alias keeps the wave's
-    branches importing it from here working until they are merged."""
-    if name == "create_app":
-        from services.tokens.app import create_app
-
-        return create_app
-    raise AttributeError(name)

@@ -21,9 +21,9 @@ from shared.asyncapi_route import add_asyncapi_route
 from shared.hardening import harden_http
 from shared.http import add_operational_routes, add_request_logging, install_error_handlers
 from shared.http_auth import FailedAuthLimiter
-from shared.kafka import ensure_topics, make_producer, wait_for_kafka
+from shared.kafka import ensure_topics, wait_for_kafka
 from shared.logging import get_logger
-from shared.outbox import OutboxRelay, outbox_key
+from shared.outbox import OutboxRelay, make_relay_producer, outbox_key
 from shared.redis import make_redis
 from shared.settings.tokens import TokensSettings
 from shared.tokens.validator import RedisTokenValidator, build_validator
@@ -85,7 +85,9 @@ async def sweep_once(service: TokenService, redis: Redis, metrics: TokensMetrics
     """One expiry sweep (emits ``token.expired``) and a sample of the outbox backlog."""
     try:
         expired = await service.expire_due_tokens()
-        metrics.outbox_backlog.set(await redis.xlen(outbox_key(EVENT_SOURCE)))
+        metrics.outbox.backlog.labels(source=EVENT_SOURCE).set(
+            await redis.xlen(outbox_key(EVENT_SOURCE))
+        )
     except Exception as exc:  # an outage: the next sweep tries again
         metrics.expiry_sweeps.labels(outcome="failed").inc()
         log.warning("token_expiry_sweep_failed", error=type(exc).__name__)
@@ -121,7 +123,9 @@ async def lifespan(
         partitions=settings.topics.partitions,
         replication_factor=settings.topics.replication_factor,
     )
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_relay_producer(
+        settings.kafka_bootstrap_servers, request_timeout_s=settings.outbox_request_timeout_s
+    )
     await producer.start()
     relay = OutboxRelay(
         redis,
@@ -129,6 +133,8 @@ async def lifespan(
         source=EVENT_SOURCE,
         topic=settings.topics.audit,
         owner=f"tokens-{os.getpid()}",
+        request_timeout_s=settings.outbox_request_timeout_s,
+        metrics=metrics.outbox,
     )
     await validator.start()
     tasks = [

@@ -7,7 +7,9 @@ reason codes only: never a token, a token id or a user.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.outbox import OutboxMetrics
 
 __all__ = ["TokensMetrics"]
 
@@ -33,11 +35,9 @@ class TokensMetrics:
         # Resolved once: the cache-hit path is measured in microseconds.
         self._cache_hits = self.cache_lookups.labels(result="hit")
         self._cache_misses = self.cache_lookups.labels(result="miss")
-        self.outbox_backlog = Gauge(
-            "alertyard_tokens_outbox_backlog",
-            "Lifecycle events written but not yet relayed to the audit topic",
-            registry=r,
-        )
+        # The relay's own metrics (alertyard_outbox_*{source}), on this registry; the expiry
+        # sweep samples the backlog too, so it is current even while no relay holds the lease.
+        self.outbox = OutboxMetrics(r)
         self.expiry_sweeps = Counter(
             "alertyard_tokens_expiry_sweeps",
             "Expiry sweeps by outcome (ok or failed)",

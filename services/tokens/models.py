@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Permission, TokenKind
-from shared.tokens.records import TokenRecord, TokenStatus, UserRecord  # noqa: F401  # TokenRecord: deprecated alias (#9)
+from shared.tokens.records import TokenStatus, UserRecord
 
 __all__ = [
     "CreatedToken",

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.outbox import RELAY_REQUEST_TIMEOUT_S
+
 __all__ = ["CommonSettings", "TopicSettings"]
 
 
@@ -21,6 +23,8 @@ class TopicSettings(BaseSettings):
     unrouted: str = "alerts.unrouted"
     rejected: str = "alerts.rejected"
     audit: str = "audit.events"
+    decisions: str = "alerts.decisions"
+    """Routing decisions, when ``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC`` is on."""
     partitions: int = Field(default=6, ge=1)
     """Partitions for topics the project creates."""
     replication_factor: int = Field(default=1, ge=1)
@@ -63,3 +67,8 @@ class CommonSettings(BaseSettings):
     http_fd: int | None = Field(default=None, validation_alias="ALERTYARD_HTTP_FD")
     """A listening socket inherited from the parent process (tests, socket activation); when
     set, the service serves HTTP on it instead of binding ``http_host``/``http_port``."""
+    outbox_request_timeout_s: float = Field(
+        default=RELAY_REQUEST_TIMEOUT_S, gt=0, validation_alias="ALERTYARD_OUTBOX_REQUEST_TIMEOUT_S"
+    )
+    """The outbox relay producer's request timeout; its lease lasts twice that plus 5 s, which
+    is also how long a crashed relay's successor waits (shared/outbox.py)."""

@@ -73,3 +73,15 @@ def test_kafka_and_redis_addresses_match_service_names(compose: dict[str, Any]) 
     env = compose["x-alertyard-env"]
     assert env["ALERTYARD_KAFKA_BOOTSTRAP_SERVERS"].split(":")[0] in compose["services"]
     assert env["ALERTYARD_REDIS_URL"].split("//")[1].split(":")[0] in compose["services"]
+
+
+def test_redis_persists_with_the_stack_settings_on_a_volume(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    conf = "/usr/local/etc/redis/redis.conf"
+    assert redis["command"][:2] == ["redis-server", conf]
+    assert f"./stack/redis.conf:{conf}:ro" in redis["volumes"]
+    data = redis["command"][redis["command"].index("--dir") + 1]
+    volume = next(v for v in redis["volumes"] if v.endswith(f":{data}"))
+    assert volume.split(":")[0] in compose["volumes"]
+    settings = (ROOT / "stack" / "redis.conf").read_text().splitlines()
+    assert {"appendonly yes", "appendfsync everysec"} <= set(settings)

@@ -18,10 +18,10 @@ from services.ingest.app import create_app
 from services.ingest.publisher import AlertPublisher
 from services.ingest.ratelimit import TokenRateLimiter
 from services.tokens.testing import test_settings
-from services.tokens.validator import build_validator
 from shared.kafka import ensure_topics, make_producer
 from shared.serving import http_server
 from shared.settings import IngestSettings, TopicSettings
+from shared.tokens.validator import build_validator
 
 
 def ingest_settings(bootstrap: str, redis_url: str, **overrides: Any) -> IngestSettings:

@@ -25,11 +25,11 @@ from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
-from services.tokens.validator import build_validator
 from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.redis import make_redis
 from shared.settings import IngestSettings
+from shared.tokens.validator import build_validator
 from tests.integration.ingest._alertmanager import alertmanager, post_alerts, webhook_config
 from tests.integration.ingest._harness import running_ingest, serve_app
 from tests.integration.router._harness import Collector, StaticRuleset, router_settings

@@ -160,3 +160,28 @@ async def seed_rules_and_token(redis: Any, tokens: Any, ruleset: Any) -> str:
         redis, tokens, kind="global", permissions=[Permission.alerts_publish]
     )
     return raw
+
+
+def router_process_env(
+    settings: RouterSettings, tokens: Any, *, port: int, **extra: str
+) -> dict[str, str]:
+    """The environment of an ``alertyard serve router`` process on ``settings``' topics."""
+    import os
+
+    topics = settings.topics
+    return {
+        **os.environ,
+        "ALERTYARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "ALERTYARD_REDIS_URL": settings.redis_url,
+        "ALERTYARD_TOPIC_ALERTS": topics.alerts,
+        "ALERTYARD_TOPIC_TEAM_PREFIX": topics.team_prefix,
+        "ALERTYARD_TOPIC_UNROUTED": topics.unrouted,
+        "ALERTYARD_TOPIC_REJECTED": topics.rejected,
+        "ALERTYARD_TOPIC_AUDIT": topics.audit,
+        "ALERTYARD_TOPIC_PARTITIONS": str(topics.partitions),
+        "ALERTYARD_ROUTER_GROUP_ID": settings.group_id,
+        "ALERTYARD_ROUTER_HTTP_PORT": str(port),
+        "ALERTYARD_TOKENS_HMAC_SECRET": tokens.hmac_secret.get_secret_value(),
+        "ALERTYARD_LOG_FORMAT": "json",
+        **extra,
+    }

@@ -4,7 +4,6 @@ at least once (duplicates only from the uncommitted batches)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import uuid
@@ -22,6 +21,7 @@ from tests.integration.router._harness import (
     AlertSender,
     Collector,
     alert_body,
+    router_process_env,
     router_settings,
     seed_rules_and_token,
 )
@@ -56,21 +56,7 @@ async def test_kill_9_mid_stream_loses_nothing(
     topics = settings.topics
     sock = listen_socket()  # held for the whole test: restarts serve on the same port
     port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "ALERTYARD_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "ALERTYARD_REDIS_URL": redis_url,
-        "ALERTYARD_TOPIC_ALERTS": topics.alerts,
-        "ALERTYARD_TOPIC_TEAM_PREFIX": topics.team_prefix,
-        "ALERTYARD_TOPIC_UNROUTED": topics.unrouted,
-        "ALERTYARD_TOPIC_REJECTED": topics.rejected,
-        "ALERTYARD_TOPIC_AUDIT": topics.audit,
-        "ALERTYARD_TOPIC_PARTITIONS": "3",
-        "ALERTYARD_ROUTER_GROUP_ID": settings.group_id,
-        "ALERTYARD_ROUTER_BATCH_MAX_RECORDS": "100",
-        "ALERTYARD_TOKENS_HMAC_SECRET": tokens.hmac_secret.get_secret_value(),
-        "ALERTYARD_LOG_FORMAT": "json",
-    }
+    env = router_process_env(settings, tokens, port=port, ALERTYARD_ROUTER_BATCH_MAX_RECORDS="100")
     collector = Collector(kafka_bootstrap, [topics.team_topic("dba"), topics.team_topic("sre")])
     await collector.start()
     log = tmp_path / "router.log"

@@ -1,17 +1,15 @@
 """Redis dies and comes back while alerts flow: routing goes on with the cached ruleset and
 token, nothing is lost, and the buffered decisions reach Redis once it is back.
 
-Uses a throwaway redis-server of its own (never the shared one) with an append-only file, so
-the restart keeps the stored tokens and rules as a real restart would.
+Uses a throwaway redis-server of its own (never the shared one) on the stack's settings
+(append-only file), so the restart keeps the stored tokens and rules as a real restart would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +22,7 @@ from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.redis import make_redis
 from shared.tokens.validator import build_validator
+from tests.integration._redis_server import ThrowawayRedis
 from tests.integration.router._harness import (
     AlertSender,
     Collector,
@@ -50,46 +49,6 @@ RULESET = Ruleset.model_validate(
 )
 
 
-class ThrowawayRedis:
-    """A redis-server of this test's own on a unix socket in its work dir: no TCP port to race
-    for, and a restart comes back at the same address."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.socket = workdir / "redis.sock"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}?db=0"
-
-    async def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is needed for this test"
-        self.proc = await asyncio.create_subprocess_exec(
-            binary,
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--save", "",
-            "--appendonly", "yes",
-            "--appendfsync", "always",
-            "--dir", str(self.workdir),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(30):  # bounds a wait for the server's own "ready" line
-            while b"ready to accept connections" not in (await self.proc.stdout.readline()).lower():
-                assert not self.proc.stdout.at_eof(), "throwaway redis-server exited"
-        self._drain = asyncio.create_task(self.proc.stdout.read())  # keep the pipe flowing
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()  # SIGKILL: an outage, not a polite shutdown
-            await self.proc.wait()
-            await self._drain
-
-
 class AuthAttempts:
     """Validator metrics that let the test await a given outcome instead of sleeping."""
 
@@ -107,11 +66,12 @@ class AuthAttempts:
 
 
 @pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path)
+async def own_redis() -> AsyncIterator[ThrowawayRedis]:
+    """A redis-server of its own on the stack's settings (AOF), never the shared one."""
+    server = ThrowawayRedis()
     await server.start()
     yield server
-    await server.kill()
+    server.stop()
 
 
 async def test_redis_restart_during_routing_loses_nothing(
@@ -153,7 +113,7 @@ async def test_redis_restart_during_routing_loses_nothing(
     try:
         async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
             await send_wave(sender)  # Redis up
-            await own_redis.kill()
+            own_redis.kill9()
             await send_wave(sender)  # Redis down: cached ruleset and token keep routing
             assert live.loaded
             assert writer.buffered >= 100  # lookups wait for Redis; routing did not

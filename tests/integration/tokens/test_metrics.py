@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from services.tokens._base import EVENT_SOURCE
 from services.tokens.app import create_app, sweep_once
 from services.tokens.metrics import TokensMetrics
 from services.tokens.service import TokenService
@@ -61,7 +62,7 @@ async def test_metrics_count_outcomes_cache_backlog_and_sweeps(
     assert got[("alertyard_tokens_expiry_sweeps_total", (("outcome", "ok"),))] == 1
     assert got[("alertyard_tokens_expired_total", ())] == 1
     # Nothing relays in this test: every staged event is still in the outbox.
-    assert got[("alertyard_tokens_outbox_backlog", ())] >= 2
+    assert got[("alertyard_outbox_backlog", (("source", EVENT_SOURCE),))] >= 2
     assert reader not in text
     assert old.raw not in text
     await validator.stop()

@@ -47,6 +47,8 @@ async def test_kill_9_of_the_relay_loses_no_event(
         "ALERTYARD_TOPIC_AUDIT": topic,
         "ALERTYARD_TOKENS_HMAC_SECRET": settings.hmac_secret.get_secret_value(),
         "ALERTYARD_LOG_FORMAT": "json",
+        # A 2 s request timeout: a killed relay's lease (2 x 2 + 5 s) lapses within the wait.
+        "ALERTYARD_OUTBOX_REQUEST_TIMEOUT_S": "2",
     }
     log = tmp_path / "tokens.log"
     service = TokenService(redis, settings)
@@ -71,7 +73,7 @@ async def test_kill_9_of_the_relay_loses_no_event(
             proc = start_service("tokens", env, log, sock=sock)
             await wait_ready(port, proc)
 
-        # A killed relay's lease (10 s) must lapse before the new process takes over.
+        # A killed relay's lease (9 s) must lapse before the new process takes over.
         for _ in range(150):
             if not await redis.xlen(outbox_key("tokens")):
                 break

@@ -1,0 +1,152 @@
+"""Drill (#14): three brokers (replication 3, min.insync.replicas 2), one killed -9 while
+50,000 alerts are routed, later restarted: nothing lost, the router carries on unrestarted.
+
+The cluster is a second local stack of three brokers (scripts/stack up --brokers 3 in a
+directory of its own, reusing the session's broker jars), never the shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.router.decisions import DecisionStore, DecisionWriter
+from services.router.engine import AlertRouter
+from services.rules.engine.model import Ruleset
+from services.tokens.testing import test_settings
+from shared.kafka import ensure_topics
+from shared.tokens.validator import build_validator
+from tests._infra import ROOT
+from tests.integration._processes import free_port
+from tests.integration.router._harness import (
+    AlertSender,
+    Collector,
+    StaticRuleset,
+    alert_body,
+    router_settings,
+    seed_rules_and_token,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.drill]
+
+RULESET = Ruleset.model_validate(
+    {"rules": [{"name": "all", "owner_team": "ops", "destinations": ["ops"], "fallback": True}]}
+)
+SENT = 50_000
+STACK = str(ROOT / "scripts" / "stack")
+
+
+@dataclass
+class Cluster:
+    bootstrap: str
+    state: Path
+    env: dict[str, str]
+
+    def kill9(self, broker: int) -> None:
+        os.kill(int((self.state / f"kafka-{broker}" / "pid").read_text()), signal.SIGKILL)
+
+    def up(self) -> None:
+        """Start what is not running (a killed broker comes back on its data)."""
+        subprocess.run([STACK, "up", "--brokers", "3"], env=self.env, check=True,
+                       capture_output=True)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    jars = Path(os.environ.get("ALERTYARD_STACK_DIR", ROOT / ".stack")) / "jars"
+    if not (jars / ".complete").exists():
+        subprocess.run([STACK, "up"], check=True, capture_output=True)  # fetches the jars once
+    state = tmp_path_factory.mktemp("three-brokers")
+    (state / "jars").symlink_to(jars)
+    env = {
+        **os.environ,
+        "ALERTYARD_STACK_DIR": str(state),
+        "ALERTYARD_STACK_KAFKA_PORT": str(free_port()),  # brokers on this port + 0, 2, 4
+        "ALERTYARD_STACK_REDIS_PORT": str(free_port()),  # unused: the session's Redis serves
+        "ALERTYARD_STACK_KAFKA_HEAP": "-Xms128m -Xmx512m",
+    }
+    done = subprocess.run([STACK, "up", "--brokers", "3"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    bootstrap = next(
+        line.partition("=")[2]
+        for line in done.stdout.splitlines()
+        if line.startswith("export KAFKA_BOOTSTRAP_SERVERS=")
+    )
+    yield Cluster(bootstrap, state, env)
+    subprocess.run([STACK, "down"], env=env, capture_output=True, check=False)
+
+
+@pytest.mark.timeout(600)
+async def test_broker_kill9_mid_stream_loses_nothing(
+    cluster: Cluster, redis_url: str, redis: Redis
+) -> None:
+    tokens = test_settings(redis_url)
+    token = await seed_rules_and_token(redis, tokens, RULESET)
+    settings = router_settings(cluster.bootstrap, redis_url)
+    settings.topics.replication_factor = 3
+    topics = settings.topics
+    team = topics.team_topic("ops")
+    await ensure_topics(
+        cluster.bootstrap,
+        [topics.alerts, team, topics.unrouted, topics.rejected],
+        partitions=topics.partitions,
+        replication_factor=3,
+    )
+    validator = build_validator(tokens, redis)
+    writer = DecisionWriter(DecisionStore(redis, retention_s=600), max_buffered=SENT)
+    router = AlertRouter(
+        settings, validator=validator, ruleset=StaticRuleset(RULESET), decisions=writer
+    )
+    collector = Collector(cluster.bootstrap, [team])
+    await collector.start()
+    await validator.start()
+    await router.start()
+    task = asyncio.create_task(router.run())
+    ids = [uuid.uuid4().hex for _ in range(SENT)]
+
+    def delivered() -> int:
+        return len(collector.records[team])
+
+    async def produce() -> None:
+        async with AlertSender(cluster.bootstrap, topics.alerts) as sender:
+            for start in range(0, SENT, 500):
+                chunk = ids[start : start + 500]
+                await sender.send_many(((i.encode(), alert_body(id=i)) for i in chunk), token=token)
+
+    try:
+        producing = asyncio.create_task(produce())
+        await collector.wait_for(lambda: delivered() >= SENT // 5, within=240)
+        cluster.kill9(2)  # mid-stream
+        killed_at = delivered()
+        await collector.wait_for(lambda: delivered() >= killed_at + SENT // 5, within=240)
+        routed_on_two = delivered() - killed_at
+        await asyncio.to_thread(cluster.up)  # the broker comes back
+        await producing
+        await collector.wait_for(lambda: len({r.key for r in collector.records[team]}) >= SENT,
+                                 within=240)  # fmt: skip
+        batches = router.batches  # one router instance all along, never restarted
+    finally:
+        await router.stop()
+        await task
+        await validator.stop()
+        await collector.stop()
+
+    keys = Counter(r.key.decode() for r in collector.records[team])
+    lost = [i for i in ids if i not in keys]
+    print(
+        f"\nDRILL broker-kill9: sent={SENT} delivered={len(keys)}"
+        f" duplicated={sum(n - 1 for n in keys.values())} lost={len(lost)}"
+        f" routed_on_two_brokers={routed_on_two} router_batches={batches}"
+    )
+    assert not lost
+    assert routed_on_two >= SENT // 5, "the router carried on with two brokers"

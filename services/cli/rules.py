@@ -44,6 +44,8 @@ from services.rules.control.schemas import (
     LintReport,
     RuleEnvelope,
     RulesetRead,
+    SourceChange,
+    SourcesRead,
 )
 from services.rules.engine.documents import (
     dump_rules_yaml,
@@ -385,15 +387,15 @@ rules_app.add_typer(sources_app, name="sources")
 @sources_app.command("list")
 def list_sources(token: str | None = TokenOption, as_json: bool = JsonOption) -> None:
     """Source assignments (token id -> teams)."""
-    body = ApiClient("router", token).get("/v1/rules/sources")
+    body = ApiClient("router", token).typed(SourcesRead, "GET", "/v1/rules/sources")
     if as_json:
-        print_json(body)
+        print_model(body)
         return
-    rows = [{"token_id": t, "teams": ", ".join(teams)} for t, teams in body["sources"].items()]
+    rows = [{"token_id": t, "teams": ", ".join(teams)} for t, teams in body.sources.items()]
     if rows:
         print_table(rows, ["token_id", "teams"])
     else:
-        console.print(f"no sources assigned (ruleset version {body['version']})")
+        console.print(f"no sources assigned (ruleset version {body.version})")
 
 
 @sources_app.command("assign")
@@ -406,8 +408,8 @@ def assign_source(
 ) -> None:
     """Make TEAMS the owners of the alerts TOKEN_ID publishes (admins only)."""
     params = {} if expected_version is None else {"expected_version": expected_version}
-    body = ApiClient("router", token).put(
-        f"/v1/rules/sources/{token_id}", json={"teams": teams}, params=params
+    body = ApiClient("router", token).typed(
+        SourceChange, "PUT", f"/v1/rules/sources/{token_id}", json={"teams": teams}, params=params
     )
     _print_change(body, as_json)
 
@@ -421,7 +423,9 @@ def remove_source(
 ) -> None:
     """Remove TOKEN_ID's assignment: only org rules see its alerts again (admins only)."""
     params = {} if expected_version is None else {"expected_version": expected_version}
-    body = ApiClient("router", token).delete(f"/v1/rules/sources/{token_id}", params=params)
+    body = ApiClient("router", token).typed(
+        SourceChange, "DELETE", f"/v1/rules/sources/{token_id}", params=params
+    )
     _print_change(body, as_json)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "ChangeReport",
     "ConditionResult",
     "Deleted",
+    "ExplainedSource",
     "Explanation",
     "GroupResult",
     "LintFinding",
@@ -32,6 +33,7 @@ __all__ = [
     "RulesetDiff",
     "RulesetRead",
     "SourceChange",
+    "SourceOwnersChange",
     "SourcesRead",
 ]
 
@@ -86,8 +88,18 @@ class RuleMove(BaseModel):
     to: int
 
 
+class SourceOwnersChange(BaseModel):
+    """A source (producer token id) whose owning teams changed."""
+
+    model_config = _FROZEN
+
+    token_id: str
+    before: list[str]
+    after: list[str]
+
+
 class RulesetDiff(BaseModel):
-    """What a change adds, removes, changes and moves."""
+    """What a change adds, removes, changes and moves, and which sources changed owners."""
 
     model_config = _FROZEN
 
@@ -95,6 +107,7 @@ class RulesetDiff(BaseModel):
     removed: list[Rule]
     changed: list[RuleChange]
     moved: list[RuleMove]
+    sources: list[SourceOwnersChange] = []
 
 
 class ChangeReport(BaseModel):
@@ -206,6 +219,18 @@ class SourceChange(ChangeReport):
     teams: list[str]
 
 
+class ExplainedSource(BaseModel):
+    """Who published the alert, as far as scoping goes."""
+
+    model_config = _FROZEN
+
+    token_id: str | None
+    team: str | None
+    """The team of a team token."""
+    owners: list[str]
+    """Teams whose team rules see this alert (its team token's team, assigned teams)."""
+
+
 class Explanation(BaseModel):
     """Where an alert goes and why: every rule evaluated to reach the decision, in order."""
 
@@ -216,6 +241,7 @@ class Explanation(BaseModel):
     fallback: bool
     matched_rules: list[MatchedRule]
     ruleset_version: int
+    source: ExplainedSource
     evaluated: list[RuleExplanation]
     out_of_scope: list[OutOfScopeRule] = []
     """Team rules skipped because the alert's source is not their team's."""

@@ -23,6 +23,7 @@ from faststream.specification import AsyncAPI
 
 from services.audit.subscriber import build_audit_router
 from services.router import rejects
+from services.router.decisions import Decision
 from shared.alert import Alert
 from shared.events import Event
 from shared.headers import AUTHORIZATION, RejectedHeaders, RoutedHeaders
@@ -109,6 +110,16 @@ def build_contract_broker(topics: TopicSettings | None = None) -> KafkaBroker:
             "token_expired, token_revoked, user_deactivated)."
         ),
         schema=bytes,
+    )
+    broker.publisher(
+        names.decisions,
+        title=f"{names.decisions}:router",
+        description=(
+            "Routing decisions (only with ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC): one per alert, "
+            "key the alert id, acknowledged before the router commits the batch; the router's "
+            "decision indexer writes them into Redis for lookups."
+        ),
+        schema=Decision,
     )
     broker.publisher(
         names.audit,

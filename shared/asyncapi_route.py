@@ -28,6 +28,7 @@ def add_asyncapi_route(app: FastAPI, render: Callable[[], str]) -> None:
         response_class=YamlResponse,
         tags=["operations"],
         summary="AsyncAPI 3.0 document of every topic, message and header contract",
+        responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
     )
     async def asyncapi() -> YamlResponse:
         return YamlResponse(render())

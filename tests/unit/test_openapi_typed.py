@@ -19,7 +19,7 @@ from shared.redis import make_redis
 from shared.tokens.validator import build_validator
 
 _UNUSED_REDIS = "redis://127.0.0.1:1/0"  # building an app does no I/O
-_PLAIN_TEXT = {("/metrics", "get")}
+_PLAIN_TEXT = {("/metrics", "get"), ("/asyncapi.yaml", "get")}  # text, by design
 
 
 class _NoRuleset:

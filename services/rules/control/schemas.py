@@ -19,6 +19,7 @@ __all__ = [
     "ChangeReport",
     "ConditionResult",
     "Deleted",
+    "ExplainedSource",
     "Explanation",
     "GroupResult",
     "LintFinding",
@@ -206,6 +207,17 @@ class SourceChange(ChangeReport):
     teams: list[str]
 
 
+class ExplainedSource(BaseModel):
+    """The alert's source as the explanation saw it: which team rules may match it."""
+
+    model_config = _FROZEN
+
+    token_id: str | None
+    team: str | None
+    owners: list[str]
+    """Teams owning this source (its team token's team, or an admin's assignment)."""
+
+
 class Explanation(BaseModel):
     """Where an alert goes and why: every rule evaluated to reach the decision, in order."""
 
@@ -216,6 +228,7 @@ class Explanation(BaseModel):
     fallback: bool
     matched_rules: list[MatchedRule]
     ruleset_version: int
+    source: ExplainedSource
     evaluated: list[RuleExplanation]
     out_of_scope: list[OutOfScopeRule] = []
     """Team rules skipped because the alert's source is not their team's."""

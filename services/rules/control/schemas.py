@@ -33,6 +33,7 @@ __all__ = [
     "RulesetDiff",
     "RulesetRead",
     "SourceChange",
+    "SourceOwnersChange",
     "SourcesRead",
 ]
 
@@ -87,8 +88,18 @@ class RuleMove(BaseModel):
     to: int
 
 
+class SourceOwnersChange(BaseModel):
+    """An alert source (producer token id) whose owning teams a change moves."""
+
+    model_config = _FROZEN
+
+    token_id: str
+    before: list[str]
+    after: list[str]
+
+
 class RulesetDiff(BaseModel):
-    """What a change adds, removes, changes and moves."""
+    """What a change adds, removes, changes and moves, source assignments included."""
 
     model_config = _FROZEN
 
@@ -96,6 +107,7 @@ class RulesetDiff(BaseModel):
     removed: list[Rule]
     changed: list[RuleChange]
     moved: list[RuleMove]
+    sources: list[SourceOwnersChange] = []
 
 
 class ChangeReport(BaseModel):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -87,8 +86,13 @@ ALERT_READERS: Final = ADMINS | {"member", "team"}
 
 VOLATILE_KEYS: Final = (b"alertyard:token:", b"alertyard:authfail")
 """Keys a refused call may touch without changing anything: ``last_used`` stamps, limiter."""
-SIGN_IN_PAGE: Final = re.compile(r"^/signin\?ended=[a-z_]+$")
-"""Where the console sends a principal without a live session."""
+SIGNED_OUT_BECAUSE: Final = {
+    "revoked": "token_revoked",
+    "expired": "token_expired",
+    "garbage": "expired",  # a session id the console never issued
+    "none": "signed_out",
+}
+"""Where the console sends a principal without a live session: ``/signin?ended=<reason>``."""
 
 
 @dataclass
@@ -785,7 +789,8 @@ async def _build_world(
 
 async def _open_sessions(world: World, principals: dict[str, Principal]) -> None:
     """Live tokens sign in through the form; dead ones keep a session opened before they died
-    (signing in with them is refused, which the ``POST /signin`` row asserts)."""
+    (signing in with them is refused, which the ``POST /signin`` row asserts); garbage sends a
+    session id the console never issued, none sends no cookie."""
     console = world.clients["console"]
     sessions: SessionStore = console._transport.app.state.sessions  # type: ignore[attr-defined]
     for who in AUTHENTICATED:
@@ -799,6 +804,7 @@ async def _open_sessions(world: World, principals: dict[str, Principal]) -> None
     for who in ("revoked", "expired"):
         session = await sessions.open(token=world.raw[who], token_id=principals[who].token_id)
         world.sessions[who] = (session.id, session.csrf)
+    world.sessions["garbage"] = ("x" * 43, "x" * 43)
 
 
 APPS: Final = ("tokens", "router", "audit", "ingest", "console")
@@ -832,7 +838,8 @@ def _refusal_problem(row: Row, who: str, response: httpx.Response) -> str | None
         return None if response.json().get("code") else "no error code in the body"
     if response.status_code == 303:
         location = response.headers.get("location", "")
-        return None if SIGN_IN_PAGE.match(location) else f"redirected to {location!r}"
+        wanted = f"/signin?ended={SIGNED_OUT_BECAUSE[who]}"
+        return None if location == wanted else f"redirected to {location!r}, not {wanted!r}"
     if not response.headers["content-type"].startswith("text/html"):
         return "not an HTML page"
     return None
@@ -896,3 +903,21 @@ async def test_every_route_has_a_row(world: World) -> None:
     assert routes - rows == set(), "endpoints without a row in the authorization matrix"
     assert rows - routes == set(), "rows for endpoints that do not exist"
     assert {r.app for r in MATRIX} == set(APPS)
+
+
+FORMS: Final = [r for r in MATRIX if r.app == "console" and r.method == "POST"]
+
+
+@pytest.mark.parametrize("row", FORMS, ids=lambda r: f"{r.method}:{r.route}")
+async def test_a_console_form_without_its_csrf_secret_changes_nothing(
+    world: World, row: Row
+) -> None:
+    """The owner may submit every form, but not one forged from elsewhere (no CSRF secret)."""
+    call = await (row.prepare or static(row.route))(world, "owner")
+    request = _request(world, row, "owner", call)
+    request["data"] = {**request["data"], "csrf": "forged"}
+    before = await world.snapshot()
+    response = await world.clients["console"].request(row.method, call.path, **request)
+    assert response.status_code == 403, response.text[:200]
+    assert "csrf_failed" in response.text
+    assert await world.snapshot() == before

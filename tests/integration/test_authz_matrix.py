@@ -783,16 +783,17 @@ async def _build_world(
     ids = {who: p.token_id for who, p in principals.items()}
     ids["member_user"] = principals["member"].user_id or ""
     world = World(redis, clients, bearer, raw, ids, service, log_dir, alerts)
-    await _open_sessions(world, principals)
+    await _open_sessions(world, principals, apps["console"].state.sessions)
     return world
 
 
-async def _open_sessions(world: World, principals: dict[str, Principal]) -> None:
+async def _open_sessions(
+    world: World, principals: dict[str, Principal], sessions: SessionStore
+) -> None:
     """Live tokens sign in through the form; dead ones keep a session opened before they died
     (signing in with them is refused, which the ``POST /signin`` row asserts); garbage sends a
     session id the console never issued, none sends no cookie."""
     console = world.clients["console"]
-    sessions: SessionStore = console._transport.app.state.sessions  # type: ignore[attr-defined]
     for who in AUTHENTICATED:
         call = await _signin(world, who)
         response = await console.post(call.path, data=call.form, headers=call.headers)

@@ -862,6 +862,9 @@ async def test_matrix(world: World, row: Row) -> None:
             continue
         if who in world.raw and who != "none":
             assert world.raw[who] not in response.text, f"{who}'s token is in the answer"
+        if not refused and expected == 303 and row.route != "/signout":
+            location = response.headers["location"]  # a page's success, not a lost session
+            assert not location.startswith("/signin"), (who, location)
         if before is None:
             continue
         after = await world.snapshot()

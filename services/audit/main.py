@@ -86,7 +86,13 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     # Per-batch "Received"/"Processed" lines at debug: the consumer writes one line per batch.
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, log_level=logging.DEBUG)
+    # A plain stdlib logger: FastStream's default one has its own non-propagating text handler,
+    # which would bypass the JSON + redaction chain (shared/logging.py).
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        logger=logging.getLogger("faststream.audit"),
+        log_level=logging.DEBUG,
+    )
     broker.include_router(subscription.router)
     app = build_app(
         validator=validator,

@@ -59,6 +59,19 @@ RULESET = {
             ],
         },
         {
+            "name": "payments-own",
+            "owner_team": "payments",
+            "scope": "team",  # a team rule: payments' own tokens may edit it (#11)
+            "destinations": ["payments"],
+            "condition_groups": [
+                {
+                    "conditions": [
+                        {"field": "service", "operator": "is_one_of", "values": ["ledger"]}
+                    ]
+                }
+            ],
+        },
+        {
             "name": "search-everything",
             "owner_team": "search",
             "destinations": ["search"],

@@ -14,8 +14,10 @@ from services.console.backend import ApiError, Backend
 from services.console.security import check_csrf
 from services.console.viewer import CurrentViewer, Viewer
 from services.console.views import render
+from services.rules.control.authz import may_manage
 from services.rules.engine.documents import load_document
 from services.rules.engine.errors import InvalidDocumentError
+from services.rules.engine.model import parse_rule
 from shared.auth import Permission
 
 __all__ = ["build_rule_pages"]
@@ -70,8 +72,7 @@ def may_edit(viewer: Viewer, rule: dict[str, Any]) -> bool:
     principal = viewer.principal
     if not principal.has(Permission.rules_write):
         return False
-    teams = [rule["owner_team"], *rule.get("destinations", [])]
-    return all(principal.may_manage_team(team) for team in teams)
+    return may_manage(principal, parse_rule(rule))  # the API's own rule, not a copy of it
 
 
 def build_rule_pages() -> APIRouter:

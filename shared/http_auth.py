@@ -101,7 +101,7 @@ class FailedAuthLimiter:
     def from_settings(cls, settings: CommonSettings) -> FailedAuthLimiter:
         """The limiter every service builds: Redis at ``redis_url``, the shared limits."""
         storage = RedisStorage(
-            "async+" + settings.redis_url,
+            _limits_uri(settings.redis_url),
             implementation="redispy",
             key_prefix=LIMITER_KEY_PREFIX,
             wrap_exceptions=True,
@@ -186,3 +186,11 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
 
     dependency.__name__ = f"require_{permission.name}"
     return dependency
+
+
+def _limits_uri(redis_url: str) -> str:
+    """``limits``' spelling of a redis-py URL: ``async+redis://...``, and a unix socket as
+    ``async+redis+unix://...`` (a bare ``async+unix://`` would be taken for Valkey)."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+" + redis_url
+    return "async+" + redis_url

@@ -92,6 +92,25 @@ class AlertSender:
         return len(futures)
 
 
+async def send_stream(
+    bootstrap: str,
+    topic: str,
+    ids: list[str],
+    *,
+    token: str,
+    chunk: int = 100,
+    pause_s: float = 0.0,
+) -> None:
+    """Send one alert per id, ``chunk`` at a time (each chunk acknowledged), pausing
+    ``pause_s`` between chunks so a drill's faults land mid-stream (pacing, not waiting)."""
+    async with AlertSender(bootstrap, topic) as sender:
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            await sender.send_many(((i.encode(), alert_body(id=i)) for i in part), token=token)
+            if pause_s:
+                await asyncio.sleep(pause_s)
+
+
 class Collector:
     """Reads topics from the beginning in the background; tests wait on what arrived."""
 

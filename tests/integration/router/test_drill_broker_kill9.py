@@ -29,12 +29,11 @@ from shared.tokens.validator import build_validator
 from tests._infra import ROOT
 from tests.integration._processes import free_port
 from tests.integration.router._harness import (
-    AlertSender,
     Collector,
     StaticRuleset,
-    alert_body,
     router_settings,
     seed_rules_and_token,
+    send_stream,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.drill]
@@ -118,10 +117,7 @@ async def test_broker_kill9_mid_stream_loses_nothing(
         return len(collector.records[team])
 
     async def produce() -> None:
-        async with AlertSender(cluster.bootstrap, topics.alerts) as sender:
-            for start in range(0, SENT, 500):
-                chunk = ids[start : start + 500]
-                await sender.send_many(((i.encode(), alert_body(id=i)) for i in chunk), token=token)
+        await send_stream(cluster.bootstrap, topics.alerts, ids, token=token, chunk=500)
 
     try:
         producing = asyncio.create_task(produce())

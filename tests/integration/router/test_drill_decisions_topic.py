@@ -26,12 +26,11 @@ from services.tokens.testing import test_settings
 from tests.integration._processes import free_port, start_service, wait_ready
 from tests.integration._redis_server import ThrowawayRedis
 from tests.integration.router._harness import (
-    AlertSender,
     Collector,
-    alert_body,
     router_process_env,
     router_settings,
     seed_rules_and_token,
+    send_stream,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -83,11 +82,7 @@ async def test_router_kill9_during_redis_outage_loses_no_lookup(
         return len(collector.records[topic])
 
     async def produce() -> None:
-        async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
-            for start in range(0, SENT, 100):
-                chunk = ids[start : start + 100]
-                await sender.send_many(((i.encode(), alert_body(id=i)) for i in chunk), token=token)
-                await asyncio.sleep(0.02)  # pacing the stream, not synchronisation
+        await send_stream(kafka_bootstrap, settings.topics.alerts, ids, token=token, pause_s=0.02)
 
     try:
         first = await start_router("a")

@@ -7,7 +7,6 @@ kernel before it replies; only a machine crash can lose the last second (docs/op
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
@@ -25,19 +24,11 @@ from tests.integration._redis_server import ThrowawayRedis
 pytestmark = [pytest.mark.redis]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ThrowawayRedis]:
-    redis = ThrowawayRedis()
-    await redis.start()
-    yield redis
-    redis.stop()
-
-
 async def test_kill9_and_restart_lose_no_token_user_team_rule_or_outbox_entry(
-    server: ThrowawayRedis,
+    own_redis: ThrowawayRedis,
 ) -> None:
-    settings = test_settings(server.url)
-    redis = server.client()
+    settings = test_settings(own_redis.url)
+    redis = own_redis.client()
     service = TokenService(redis, settings)
     await service.create_team(name="payments", actor=None)
     user = await service.create_user(
@@ -73,10 +64,10 @@ async def test_kill9_and_restart_lose_no_token_user_team_rule_or_outbox_entry(
     assert all(outboxes.values()), "the changes above staged their events"
     await redis.aclose()
 
-    server.kill9()  # immediately after the last acknowledged write
-    await server.start()
+    own_redis.kill9()  # immediately after the last acknowledged write
+    await own_redis.start()
 
-    redis = server.client()
+    redis = own_redis.client()
     try:
         service = TokenService(redis, settings)
         assert [t.name for t in await service.list_teams()] == ["payments"]

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,21 +40,13 @@ RULESET = Ruleset.model_validate(
 SENT = 4_000
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ThrowawayRedis]:
-    redis = ThrowawayRedis()
-    await redis.start()
-    yield redis
-    redis.stop()
-
-
 async def test_router_kill9_during_redis_outage_loses_no_lookup(
-    kafka_bootstrap: str, server: ThrowawayRedis, tmp_path: Path
+    kafka_bootstrap: str, own_redis: ThrowawayRedis, tmp_path: Path
 ) -> None:
-    redis = server.client()
-    tokens = test_settings(server.url)
+    redis = own_redis.client()
+    tokens = test_settings(own_redis.url)
     token = await seed_rules_and_token(redis, tokens, RULESET)
-    settings = router_settings(kafka_bootstrap, server.url)
+    settings = router_settings(kafka_bootstrap, own_redis.url)
     topic = settings.topics.team_topic("ops")
     collector = Collector(kafka_bootstrap, [topic])
     await collector.start()
@@ -88,12 +79,12 @@ async def test_router_kill9_during_redis_outage_loses_no_lookup(
         first = await start_router("a")
         producing = asyncio.create_task(produce())
         await collector.wait_for(lambda: delivered() >= SENT // 4, within=60)
-        server.kill9()  # decisions now wait for Redis
+        own_redis.kill9()  # decisions now wait for Redis
         killed_at = delivered()
         await collector.wait_for(lambda: delivered() >= killed_at + SENT // 4, within=60)
         first.send_signal(signal.SIGKILL)  # with decisions not yet in Redis
         first.wait(timeout=10)
-        await server.start()
+        await own_redis.start()
         await start_router("b")
         await producing
         await collector.wait_for(lambda: len({r.key for r in collector.records[topic]}) >= SENT,

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -40,22 +39,14 @@ RULESET = Ruleset.model_validate(
 )
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ThrowawayRedis]:
-    redis = ThrowawayRedis()
-    await redis.start()
-    yield redis
-    redis.stop()
-
-
 async def test_redis_kill9_mid_stream_loses_nothing(
-    kafka_bootstrap: str, server: ThrowawayRedis
+    kafka_bootstrap: str, own_redis: ThrowawayRedis
 ) -> None:
-    redis = server.client()
-    tokens = test_settings(server.url)
+    redis = own_redis.client()
+    tokens = test_settings(own_redis.url)
     token = await seed_rules_and_token(redis, tokens, RULESET)
     version = (await RulesStore(redis).get_ruleset()).version
-    settings = router_settings(kafka_bootstrap, server.url)
+    settings = router_settings(kafka_bootstrap, own_redis.url)
     validator = build_validator(tokens, redis)
     live = LiveRuleset(RulesStore(redis), check_interval_s=0.2)
     store = DecisionStore(redis, retention_s=3600)
@@ -82,11 +73,11 @@ async def test_redis_kill9_mid_stream_loses_nothing(
         async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
             streaming = asyncio.create_task(stream(sender))
             await collector.wait_for(lambda: delivered() >= SENT // 5, within=60)
-            server.kill9()  # mid-stream
+            own_redis.kill9()  # mid-stream
             killed_at = delivered()
             await collector.wait_for(lambda: delivered() >= killed_at + SENT // 5, within=60)
             routed_while_down = delivered() - killed_at
-            await server.start()
+            await own_redis.start()
             await streaming
         await collector.wait_for(lambda: delivered() >= SENT, within=120)
         missing_lookups = list(ids)

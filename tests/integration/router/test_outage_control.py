@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -40,14 +40,6 @@ RULESET = Ruleset.model_validate(
 GUARD_S = 60  # a hang detector only: a blocked rebalance would wait max.poll.interval (300 s)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ThrowawayRedis]:
-    redis = ThrowawayRedis()
-    await redis.start()
-    yield redis
-    redis.stop()
-
-
 async def _until_logged(logs: list[MutableMapping[str, Any]], event: str, after: int) -> int:
     """Wait until ``event`` is logged past index ``after``; returns its index."""
     async with asyncio.timeout(GUARD_S):
@@ -59,19 +51,19 @@ async def _until_logged(logs: list[MutableMapping[str, Any]], event: str, after:
 
 
 async def test_auth_retry_gives_way_to_rebalance_and_shutdown(
-    kafka_bootstrap: str, server: ThrowawayRedis
+    kafka_bootstrap: str, own_redis: ThrowawayRedis
 ) -> None:
-    redis = server.client()
-    tokens = test_settings(server.url)
+    redis = own_redis.client()
+    tokens = test_settings(own_redis.url)
     unseen, _ = await issue_token(
         redis, tokens, kind="global", permissions=[Permission.alerts_publish]
     )
     await redis.aclose()
     settings = router_settings(
-        kafka_bootstrap, server.url, shutdown_drain_s=GUARD_S * 2, publish_retry_max_backoff_s=5
+        kafka_bootstrap, own_redis.url, shutdown_drain_s=GUARD_S * 2, publish_retry_max_backoff_s=5
     )
-    validator = build_validator(tokens, server.client())
-    writer = DecisionWriter(DecisionStore(server.client(), retention_s=60), max_buffered=100)
+    validator = build_validator(tokens, own_redis.client())
+    writer = DecisionWriter(DecisionStore(own_redis.client(), retention_s=60), max_buffered=100)
     router = AlertRouter(
         settings, validator=validator, ruleset=StaticRuleset(RULESET), decisions=writer
     )
@@ -84,7 +76,7 @@ async def test_auth_retry_gives_way_to_rebalance_and_shutdown(
     alert_id = uuid.uuid4().hex
     try:
         with capture_logs() as logs:
-            server.kill9()
+            own_redis.kill9()
             async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
                 await sender.send(alert_body(id=alert_id), token=unseen, key=alert_id.encode())
             seen = await _until_logged(logs, "auth_retry", 0)
@@ -100,7 +92,7 @@ async def test_auth_retry_gives_way_to_rebalance_and_shutdown(
             deferred = await _until_logged(logs, "batch_deferred_for_control", seen)
             await other.stop()  # leaves without committing: the router gets everything back
 
-            await server.start()  # Redis is back: the replayed batch is routed
+            await own_redis.start()  # Redis is back: the replayed batch is routed
             await collector.wait_for(
                 lambda: any(r.key == alert_id.encode() for r in collector.records[team_topic]),
                 within=GUARD_S,
@@ -110,9 +102,9 @@ async def test_auth_retry_gives_way_to_rebalance_and_shutdown(
             # Shutdown during an outage: the run loop leaves the retry and exits by itself.
             late = uuid.uuid4().hex
             second, _ = await issue_token(
-                server.client(), tokens, kind="global", permissions=[Permission.alerts_publish]
+                own_redis.client(), tokens, kind="global", permissions=[Permission.alerts_publish]
             )
-            server.kill9()
+            own_redis.kill9()
             async with AlertSender(kafka_bootstrap, settings.topics.alerts) as sender:
                 await sender.send(alert_body(id=late), token=second, key=late.encode())
             await _until_logged(logs, "auth_retry", deferred)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -63,15 +62,6 @@ class AuthAttempts:
 
     def cache_lookup(self, *, hit: bool) -> None:
         pass
-
-
-@pytest.fixture
-async def own_redis() -> AsyncIterator[ThrowawayRedis]:
-    """A redis-server of its own on the stack's settings (AOF), never the shared one."""
-    server = ThrowawayRedis()
-    await server.start()
-    yield server
-    server.stop()
 
 
 async def test_redis_restart_during_routing_loses_nothing(

@@ -1,0 +1,19 @@
+"""Fixtures shared by the integration tests that need a Redis of their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.integration._redis_server import ThrowawayRedis
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[ThrowawayRedis]:
+    """A redis-server of the test's own on the stack's settings (AOF), never the shared one:
+    for tests that kill and restart it."""
+    server = ThrowawayRedis()
+    await server.start()
+    yield server
+    server.stop()

@@ -4,11 +4,9 @@ Chromium driven by Playwright (``playwright install`` is never needed)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from shared.auth import Permission
 from shared.headers import AUTHORIZATION
 from shared.kafka import ensure_topics, make_producer
 from shared.redis import make_redis
+from tests._waiting import eventually
 from tests.integration._processes import free_port, start_service, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
@@ -110,16 +109,6 @@ def _env(base: dict[str, str], **values: str) -> dict[str, str]:
     return {**base, **values}
 
 
-async def _wait_for(what: str, check: Any, within_s: float = 60.0) -> Any:
-    """Poll ``check()`` until it returns something truthy (the services work asynchronously)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {within_s} s")
-
-
 @pytest.fixture(scope="package")
 async def stack(
     kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -190,7 +179,7 @@ async def stack(
             await wait_ready(ports[name], proc)
         ids = await _send_alerts(kafka_bootstrap, topics["ALERTYARD_TOPIC_ALERTS"], producer_token)
         router = f"http://127.0.0.1:{ports['router']}"
-        await _wait_for("130 routing decisions", lambda: _all_routed(router, admin_token))
+        await eventually(lambda: _all_routed(router, admin_token), what="130 routing decisions")
         assert admin.user_id is not None
         yield Stack(
             console=f"http://127.0.0.1:{ports['console']}",

@@ -14,7 +14,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.console.security import CONTENT_SECURITY_POLICY
 from shared.auth import TOKEN_RE
-from tests.browser.conftest import HOSTILE_SUMMARY, Stack, _wait_for
+from tests._waiting import eventually
+from tests.browser.conftest import HOSTILE_SUMMARY, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
@@ -205,7 +206,7 @@ async def test_team_token_secret_once_then_revoked_ends_its_session(
         types = {r["event"]["type"] for r in found.json()["records"]}
         return {"token.created", "token.revoked"} <= types
 
-    await _wait_for("the audit log to hold the token's events", audited)
+    await eventually(audited, what="the audit log to hold the token's events")
     await admin.goto(f"{stack.console}/audit?token_id={token_id}")
     table = admin.locator("table.audit")
     await expect(table).to_contain_text("token.created")

@@ -8,7 +8,6 @@ Kafka, a broker restart under the running services), then reads the files line b
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,7 +15,6 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from services.tokens.testing import issue_token, test_settings
 from shared.auth import TOKEN_RE
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.redis import make_redis
+from tests._waiting import eventually
 from tests.integration._processes import ROOT, free_port, start_service, wait_ready
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -87,14 +86,6 @@ class Stack:
         os.kill(pid, signal.SIGKILL)
 
 
-async def _wait_for(condition: Callable[[], bool], what: str, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
 
@@ -144,9 +135,9 @@ async def test_every_service_log_line_is_json_and_secret_free(tmp_path: Path) ->
 
         # A broker restart under the running services: aiokafka logs through our chain.
         stack.stop_broker()
-        await _wait_for(
+        await eventually(
             lambda: any('"aiokafka' in line for line in _lines(logs["router"])),
-            "aiokafka to log the lost broker",
+            what="aiokafka to log the lost broker",
         )
         stack.run("up")
         await _send_and_wait_routed(stack.bootstrap, team, within=120)

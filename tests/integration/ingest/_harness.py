@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -97,12 +96,3 @@ async def serve_app(app: FastAPI) -> AsyncIterator[str]:
             server.should_exit = True
             await task
     sock.close()
-
-
-async def eventually(done: Callable[[], bool], *, within: float) -> None:
-    """Wait until ``done()`` holds (checked every 50 ms), or fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.05)

@@ -17,9 +17,10 @@ from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.kafka import wait_for_kafka
 from shared.redis import make_redis
+from tests._waiting import eventually
 from tests.integration._throwaway_broker import ThrowawayBroker
 from tests.integration.ingest._alertmanager import alertmanager, post_alerts, webhook_config
-from tests.integration.ingest._harness import eventually, ingest_settings, running_ingest
+from tests.integration.ingest._harness import ingest_settings, running_ingest
 from tests.integration.router._harness import Collector
 
 # 900 s: the first run on a fresh machine also builds Alertmanager (go build).
@@ -82,7 +83,9 @@ async def test_alertmanager_retries_deliver_everything_after_an_outage(
                 assert direct.headers["retry-after"] == str(settings.retry_after_s)
                 assert ready.status_code == 503  # kafka: false until a produce succeeds
                 await post_alerts(am_url, alerts)
-                await eventually(lambda: _unavailable_answers() > before, within=60)
+                await eventually(
+                    lambda: _unavailable_answers() > before, what="a 503 to Alertmanager"
+                )
                 broker.start()
                 await wait_for_kafka(broker.bootstrap, timeout_s=120)
                 collector = Collector(broker.bootstrap, [settings.topics.alerts])

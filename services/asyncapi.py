@@ -115,7 +115,7 @@ def build_contract_broker(topics: TopicSettings | None = None) -> KafkaBroker:
         names.decisions,
         title=f"{names.decisions}:router",
         description=(
-            "Routing decisions (only with ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC): one per alert, "
+            "Routing decisions (unless ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC=false): one per alert, "
             "key the alert id, acknowledged before the router commits the batch; the router's "
             "decision indexer writes them into Redis for lookups."
         ),

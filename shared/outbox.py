@@ -37,16 +37,17 @@ from redis.exceptions import RedisError
 
 from shared.events import Event
 from shared.kafka import make_producer
+from shared.keyspace import CONTROL
 from shared.logging import get_logger
-from shared.outbox_lease import LeaseKeys, OutboxLease
+from shared.outbox_lease import OutboxKeys, OutboxLease
 
 __all__ = [
     "RELAY_REQUEST_TIMEOUT_S",
     "OutboxMetrics",
     "OutboxRelay",
-    "lease_keys",
     "make_relay_producer",
     "outbox_key",
+    "outbox_keys",
     "stage_event",
 ]
 
@@ -63,21 +64,25 @@ return seq
 """
 
 
+def outbox_keys(source: str) -> OutboxKeys:
+    """The keys of a source's outbox. They are in the control plane's Redis Cluster slot
+    (:mod:`shared.keyspace`): an event is staged in the same transaction as the change it
+    records, and the relay's scripts touch the stream, its counter and its lease together."""
+    stream = f"{CONTROL}:outbox:{source}"
+    return OutboxKeys(
+        stream=stream, seq=f"{stream}:seq", lease=f"{stream}:lease", fence=f"{stream}:fence"
+    )
+
+
 def outbox_key(source: str) -> str:
-    """The source's outbox stream; ``{source}`` is a Redis Cluster hash tag, so the stream,
-    its sequence counter and its lease live in one slot (one script may touch them all)."""
-    return f"alertyard:outbox:{{{source}}}"
-
-
-def lease_keys(source: str) -> LeaseKeys:
-    stream = outbox_key(source)
-    return LeaseKeys(stream=stream, lease=f"{stream}:lease", fence=f"{stream}:fence")
+    """The source's outbox stream."""
+    return outbox_keys(source).stream
 
 
 def stage_event(pipe: Pipeline, event: Event) -> None:
     """Queue ``event`` on a transactional pipeline; it is written only if the pipeline executes."""
-    key = outbox_key(event.source)
-    pipe.eval(_STAGE, 2, key, key + ":seq", event.model_dump_json())
+    keys = outbox_keys(event.source)
+    pipe.eval(_STAGE, 2, keys.stream, keys.seq, event.model_dump_json())
 
 
 def make_relay_producer(
@@ -154,7 +159,7 @@ class OutboxRelay:
         self._topic = topic
         self._batch = batch
         self._idle_sleep_s = idle_sleep_s
-        self._keys = lease_keys(source)
+        self._keys = outbox_keys(source)
         self._lease = OutboxLease(
             redis, self._keys, owner=owner or f"relay-{id(self)}", lease_ms=int(lease * 1000)
         )

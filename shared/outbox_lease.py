@@ -6,7 +6,7 @@ next number of a per-source counter (the fencing token) and stores ``<owner>/<to
 lease's value; entries are deleted from the outbox only by a script that first checks that
 value, so a relay that lost its lease (paused, partitioned from Redis) cannot trim what the new
 holder is publishing. The lease, its counter and the stream share one Redis Cluster slot
-(the ``{source}`` hash tag): every script declares all the keys it touches.
+(the control plane's, :mod:`shared.keyspace`): every script declares all the keys it touches.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Final, cast
 
 from redis.asyncio import Redis
 
-__all__ = ["LeaseKeys", "OutboxLease"]
+__all__ = ["OutboxKeys", "OutboxLease"]
 
 _ACQUIRE: Final = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -43,16 +43,23 @@ return redis.call('XLEN', KEYS[2])
 
 
 @dataclass(frozen=True)
-class LeaseKeys:
+class OutboxKeys:
+    """Every key of one source's outbox (built by :func:`shared.outbox.outbox_keys`)."""
+
     stream: str
+    """The staged events (a Redis stream)."""
+    seq: str
+    """The source's last sequence number."""
     lease: str
+    """``<owner>/<fence>`` of the relay publishing the stream now."""
     fence: str
+    """The last fencing token handed out."""
 
 
 class OutboxLease:
     """One relay's view of a source's lease; :attr:`token` is 0 while it holds none."""
 
-    def __init__(self, redis: Redis, keys: LeaseKeys, *, owner: str, lease_ms: int) -> None:
+    def __init__(self, redis: Redis, keys: OutboxKeys, *, owner: str, lease_ms: int) -> None:
         self._keys = keys
         self._owner = owner
         self._lease_ms = lease_ms

@@ -1,12 +1,14 @@
 """Decisions as part of the at-least-once unit: a decisions topic, indexed into Redis.
 
-With ``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC`` on, the router publishes every decision record to
-the decisions topic (key: the alert id) with the router's own producer, right after the batch's
-copies were acknowledged, and commits the batch's offsets only once the decisions are
-acknowledged too. :class:`DecisionIndexer` consumes that topic and writes the records into
-Redis (the same idempotent script as the in-memory writer), committing only after Redis
-answered: a router kill -9 or a Redis outage of any length loses no lookup; lookups lag behind
-until the indexer caught up.
+By default (``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC``, on unless set to false) the router
+publishes every decision record to the decisions topic (key: the alert id) with the router's
+own producer, right after the batch's copies were acknowledged, and commits the batch's offsets
+only once the decisions are acknowledged too. :class:`DecisionIndexer` consumes that topic and
+writes the records into Redis (the same idempotent script as the opt-out in-memory writer),
+committing only after Redis answered: a router kill -9 or a Redis outage of any length loses
+no lookup; lookups lag behind until the indexer caught up. Every router runs an indexer
+(consumer group ``<group>-decisions``), so the indexers share the topic's partitions as the
+routers share the alerts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import stamina
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.router.decisions import DecisionRecord, DecisionStore
+from shared.kafka import make_consumer
 from shared.logging import get_logger
+from shared.settings import RouterSettings
 
 __all__ = ["DecisionIndexer", "DecisionLog", "record_from_message"]
 
@@ -81,6 +85,24 @@ class DecisionIndexer:
         self._store = store
         self._stopping = asyncio.Event()
         self.indexed = 0
+
+    @classmethod
+    def for_router(cls, settings: RouterSettings, store: DecisionStore) -> DecisionIndexer:
+        """The indexer that runs next to a router on ``settings`` (its topic and group)."""
+        consumer = make_consumer(
+            settings.kafka_bootstrap_servers,
+            settings.topics.decisions,
+            group_id=f"{settings.group_id}-decisions",
+        )
+        return cls(consumer, store)
+
+    async def start(self) -> None:
+        """Join the group (the router has created the decisions topic by then)."""
+        await self._consumer.start()
+
+    async def close(self) -> None:
+        """Leave the group; call after :meth:`run` returned or was cancelled."""
+        await self._consumer.stop()
 
     def stop(self) -> None:
         self._stopping.set()

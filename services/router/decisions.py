@@ -1,11 +1,17 @@
 """Routing decisions kept in Redis for lookup by alert id, team and time.
 
-Layout (every key carries the retention as its TTL or is trimmed by time on each write):
+Layout (every key carries the retention as its TTL or is trimmed by time on each write). The
+decisions are spread over :data:`shared.keyspace.DECISION_SHARDS` Redis Cluster slots by alert
+id; ``<shard>`` is ``alertyard:{decisions.<n>}`` (:func:`shared.keyspace.decision_tag`):
 
-- ``alertyard:decision:<alert id>``: the decision as JSON.
-- ``alertyard:decisions:<scope>``: a sorted set used as a time index; every member has score 0
-  and reads ``<received ms, 13 digits>:<alert id>``, so a lexicographic range is a time range
-  and a member is an exact, stable cursor. Scopes: ``all``, ``team:<team>``, ``unrouted``.
+- ``<shard>:decision:<alert id>``: the decision as JSON.
+- ``<shard>:index:<scope>``: a sorted set used as the shard's time index; every member has score
+  0 and reads ``<received ms, 13 digits>:<alert id>``, so a lexicographic range is a time range
+  and a member is an exact, stable cursor. Scopes: ``all``, ``team:<team>``, ``unrouted``. A
+  page reads every shard's index and merges them.
+
+One script call per shard writes the shard's decisions and indexes: every key it touches is
+declared and in the shard's slot.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import heapq
+import itertools
 import json
 import time
 from collections import deque
@@ -23,6 +31,7 @@ from typing import Literal, NamedTuple, cast
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
+from shared.keyspace import DECISION_SHARDS, decision_shard, decision_tag
 from shared.logging import get_logger
 
 __all__ = [
@@ -33,18 +42,27 @@ __all__ = [
     "DecisionStore",
     "DecisionWriter",
     "Placement",
+    "decision_key",
+    "index_key",
 ]
 
 log = get_logger(__name__)
 
-_PREFIX = "alertyard:decision:"
-_INDEX = "alertyard:decisions:"
 _SCAN_CHUNK = 200
 
-# KEYS: every key the script touches (Redis Cluster needs them declared): first the decision key
-# of each row, then the time-index key of each scope. ARGV: retention_s, trim bound, then ONE
-# JSON array of rows [member, body, index-key position, ...]: redis-py packs each argument in
-# Python (costly per decision), cjson decodes the array in C.
+
+def decision_key(alert_id: str) -> str:
+    return f"{decision_tag(decision_shard(alert_id))}:decision:{alert_id}"
+
+
+def index_key(shard: int, scope: str) -> str:
+    return f"{decision_tag(shard)}:index:{scope}"
+
+
+# KEYS: every key the script touches (Redis Cluster needs them declared), all in one shard's
+# slot: first the decision key of each row, then the time-index key of each scope.
+# ARGV: retention_s, trim bound, then ONE JSON array of rows [member, body, index-key position,
+# ...]: redis-py packs each argument in Python (costly per decision), cjson decodes it in C.
 _WRITE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local cutoff = ARGV[2]
@@ -267,32 +285,37 @@ class DecisionStore:
         self._write = redis.register_script(_WRITE_SCRIPT)  # EVALSHA, reloaded if flushed
 
     async def write_many(self, decisions: Sequence[DecisionRecord]) -> None:
-        """Write a batch of decisions in one round trip and one command (a Lua script).
+        """Write a batch of decisions in one round trip: one script call per shard.
 
         A pipeline of SET + ZADD per decision costs redis-py a command to pack and a reply to
-        parse each; one script call with one JSON argument per batch keeps the hot path cheap.
+        parse each; one script call with one JSON argument per shard keeps the hot path cheap.
+        Idempotent: writing a decision again rewrites the same keys and index members.
         """
         if not decisions:
             return
         cutoff = f"({int((time.time() - self._retention_s) * 1000):013d}"
-        keys = [_PREFIX + record.alert_id for record in decisions]
-        positions: dict[str, int] = {}  # scope -> its index key's position in KEYS (1-based)
-        tails: dict[tuple[str, ...], str] = {}
-        rows = []
+        by_shard: dict[int, list[DecisionRecord]] = {}
         for record in decisions:
-            tail = tails.get(record.scopes)
-            if tail is None:
-                for scope in record.scopes:
-                    if scope not in positions:
-                        keys.append(_INDEX + scope)
-                        positions[scope] = len(keys)
-                tail = tails[record.scopes] = "".join(f",{positions[s]}" for s in record.scopes)
-            rows.append(f"[{_json_str(record.member)},{_json_str(record.body)}{tail}]")
-        await self._write(keys=keys, args=[self._retention_s, cutoff, "[" + ",".join(rows) + "]"])
+            by_shard.setdefault(decision_shard(record.alert_id), []).append(record)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard, records in by_shard.items():
+                keys, rows = _script_call(shard, records)
+                await self._write(keys=keys, args=[self._retention_s, cutoff, rows], client=pipe)
+            await pipe.execute()
 
     async def get(self, alert_id: str) -> Decision | None:
-        raw = cast(bytes | None, await self._redis.get(_PREFIX + alert_id))
+        raw = cast(bytes | None, await self._redis.get(decision_key(alert_id)))
         return None if raw is None else Decision.model_validate_json(raw)
+
+    async def get_many(self, alert_ids: Sequence[str]) -> list[Decision | None]:
+        """The decisions of ``alert_ids`` in their order (None where there is none)."""
+        if not alert_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for alert_id in alert_ids:
+                pipe.get(decision_key(alert_id))
+            raws = cast(list[bytes | None], await pipe.execute())
+        return [None if raw is None else Decision.model_validate_json(raw) for raw in raws]
 
     async def page(
         self,
@@ -316,13 +339,10 @@ class DecisionStore:
         for _ in range(_SCAN_ROUNDS):
             filtered = status or outcome or severity
             chunk = max(limit - len(items), 1) if not filtered else _SCAN_CHUNK
-            members = cast(
-                list[bytes],
-                await self._redis.zrevrangebylex(_INDEX + scope, upper, lower, start=0, num=chunk),
-            )
+            members = await self._members(scope, upper, lower, chunk)
             if len(members) < chunk:
                 exhausted = True
-            decisions = await self._load([m.decode() for m in members])
+            decisions = await self._load(members)
             for member, decision in decisions:
                 last_member = member
                 if decision is None or not _matches(decision, status, outcome, severity):
@@ -338,15 +358,36 @@ class DecisionStore:
         next_cursor = None if exhausted or last_member is None else encode_cursor(last_member)
         return DecisionPage(items=tuple(items), next_cursor=next_cursor)
 
+    async def _members(self, scope: str, upper: str, lower: str, num: int) -> list[str]:
+        """The newest ``num`` index members in ``(lower, upper)`` over every shard."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard in range(DECISION_SHARDS):
+                pipe.zrevrangebylex(index_key(shard, scope), upper, lower, start=0, num=num)
+            replies = cast(list[list[bytes]], await pipe.execute())
+        newest_first = heapq.merge(*([m.decode() for m in r] for r in replies), reverse=True)
+        return list(itertools.islice(newest_first, num))
+
     async def _load(self, members: list[str]) -> list[tuple[str, Decision | None]]:
-        if not members:
-            return []
-        ids = [m.partition(":")[2] for m in members]
-        raws = cast(list[bytes | None], await self._redis.mget([_PREFIX + i for i in ids]))
-        return [
-            (member, None if raw is None else Decision.model_validate_json(raw))
-            for member, raw in zip(members, raws, strict=True)
-        ]
+        decisions = await self.get_many([m.partition(":")[2] for m in members])
+        return list(zip(members, decisions, strict=True))
+
+
+def _script_call(shard: int, records: Sequence[DecisionRecord]) -> tuple[list[str], str]:
+    """The KEYS and the rows argument of one shard's write script call."""
+    keys = [decision_key(record.alert_id) for record in records]
+    positions: dict[str, int] = {}  # scope -> its index key's position in KEYS (1-based)
+    tails: dict[tuple[str, ...], str] = {}
+    rows = []
+    for record in records:
+        tail = tails.get(record.scopes)
+        if tail is None:
+            for scope in record.scopes:
+                if scope not in positions:
+                    keys.append(index_key(shard, scope))
+                    positions[scope] = len(keys)
+            tail = tails[record.scopes] = "".join(f",{positions[s]}" for s in record.scopes)
+        rows.append(f"[{_json_str(record.member)},{_json_str(record.body)}{tail}]")
+    return keys, "[" + ",".join(rows) + "]"
 
 
 def _matches(

@@ -17,7 +17,7 @@ from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
 from shared.http_auth import FailedAuthLimiter
-from shared.kafka import make_consumer, wait_for_kafka
+from shared.kafka import wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxMetrics, OutboxRelay, make_relay_producer
 from shared.redis import make_redis
@@ -87,13 +87,8 @@ async def run_router(settings: RouterSettings) -> None:
     await router.start()
     indexer = None
     if settings.decisions_via_topic:  # every router indexes its share of the decisions topic
-        indexer_consumer = make_consumer(
-            settings.kafka_bootstrap_servers,
-            settings.topics.decisions,
-            group_id=f"{settings.group_id}-decisions",
-        )
-        await indexer_consumer.start()
-        indexer = DecisionIndexer(indexer_consumer, decision_store)
+        indexer = DecisionIndexer.for_router(settings, decision_store)
+        await indexer.start()
     tune_gc()  # after start-up: see shared/runtime.py
     tasks = {
         asyncio.create_task(router.run(), name="router"),
@@ -127,7 +122,7 @@ async def run_router(settings: RouterSettings) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await relay_producer.stop()
         if indexer is not None:
-            await indexer_consumer.stop()
+            await indexer.close()
         await live.stop()
         await validator.stop()
         await redis.aclose()

@@ -24,7 +24,7 @@ class TopicSettings(BaseSettings):
     rejected: str = "alerts.rejected"
     audit: str = "audit.events"
     decisions: str = "alerts.decisions"
-    """Routing decisions, when ``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC`` is on."""
+    """Routing decisions (unless ``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC=false``)."""
     partitions: int = Field(default=6, ge=1)
     """Partitions for topics the project creates."""
     replication_factor: int = Field(default=1, ge=1)

@@ -26,12 +26,14 @@ class RouterSettings(CommonSettings):
     """Longest wait for a batch to fill before routing what has arrived."""
     decision_retention_s: WholeSeconds = Field(default=7 * 24 * 3600, ge=60)
     """How long alert lookups (``GET /v1/alerts/{id}``) keep a routing decision."""
-    decisions_via_topic: bool = False
+    decisions_via_topic: bool = True
     """Publish decisions to ``ALERTYARD_TOPIC_DECISIONS`` before committing and index them into
     Redis from there (no lookup lost on a crash or a long Redis outage; services/router/
-    decision_log.py). Off: the in-memory writer below."""
+    decision_log.py). Off (opt-out): the in-memory writer below, which loses the decisions it
+    still holds on a crash and the oldest past its buffer during a long Redis outage."""
     decision_buffer_max: int = Field(default=100_000, ge=1)
-    """Decisions held in memory while Redis is unreachable; the oldest go first past this."""
+    """Opt-out path only: decisions held in memory while Redis is unreachable; the oldest go
+    first past this."""
     team_topic_partitions: int | None = Field(default=None, ge=1)
     """Partitions of team topics created on demand (default: ``ALERTYARD_TOPIC_PARTITIONS``)."""
     team_topic_replication_factor: int | None = Field(default=None, ge=1)

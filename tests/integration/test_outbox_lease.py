@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from shared.events import Actor, Event
 from shared.kafka import ensure_topics, make_consumer
-from shared.outbox import OutboxRelay, lease_keys, make_relay_producer, outbox_key, stage_event
+from shared.outbox import OutboxRelay, make_relay_producer, outbox_key, outbox_keys, stage_event
 from shared.outbox_lease import OutboxLease
 from shared.redis import make_redis
 from tests._infra import ROOT
@@ -45,7 +45,7 @@ async def _stage(redis: Redis, count: int, start: int = 0) -> None:
 
 
 async def test_acquire_extend_release_are_compare_and_set(redis: Redis) -> None:
-    keys = lease_keys(SOURCE)
+    keys = outbox_keys(SOURCE)
     first = OutboxLease(redis, keys, owner="a", lease_ms=60_000)
     second = OutboxLease(redis, keys, owner="b", lease_ms=60_000)
     assert await first.hold()
@@ -73,9 +73,10 @@ def test_lease_must_outlast_every_send(redis: Redis) -> None:
 
 
 def test_stream_counter_and_lease_share_a_cluster_slot() -> None:
-    keys = lease_keys(SOURCE)
-    tag = "{" + SOURCE + "}"
-    assert all(tag in key for key in (keys.stream, keys.lease, keys.fence, outbox_key(SOURCE)))
+    keys = outbox_keys(SOURCE)
+    tags = {key[key.index("{") : key.index("}") + 1] for key in vars(keys).values()}
+    assert tags == {"{control}"}
+    assert outbox_key(SOURCE) == keys.stream
 
 
 async def _throttle(bootstrap: str, client_id: str, bytes_per_s: int) -> None:

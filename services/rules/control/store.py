@@ -1,6 +1,7 @@
 """Rulesets in Redis: one JSON document per ruleset, a monotonic version, atomic changes.
 
-Keys (prefix ``alertyard:rules`` by default):
+Keys (prefix ``alertyard:{control}:rules`` by default: the control plane's Redis Cluster slot,
+shared with the teams set and the outbox, see :mod:`shared.keyspace`):
 
 * ``<prefix>:current``: the ruleset as JSON (``{"version", "rules"}``);
 * ``<prefix>:version``: the version alone, for cheap polling by every router;
@@ -37,6 +38,7 @@ from services.rules.engine.model import Rule, Ruleset, new_rule_id
 from services.rules.engine.scope import AlertSource
 from shared.auth import Principal, TokenKind
 from shared.events import Event, actor_of
+from shared.keyspace import CONTROL
 from shared.logging import get_logger
 from shared.outbox import stage_event
 from shared.retries import RetryPolicy
@@ -63,7 +65,7 @@ _MAX_EVENT_RULES: Final = 100
 
 @dataclass(frozen=True, slots=True)
 class RulesKeys:
-    prefix: str = "alertyard:rules"
+    prefix: str = f"{CONTROL}:rules"
 
     @property
     def current(self) -> str:

@@ -32,7 +32,12 @@ from shared.settings import IngestSettings
 from shared.tokens.validator import build_validator
 from tests.integration.ingest._alertmanager import alertmanager, post_alerts, webhook_config
 from tests.integration.ingest._harness import running_ingest, serve_app
-from tests.integration.router._harness import Collector, StaticRuleset, router_settings
+from tests.integration.router._harness import (
+    Collector,
+    StaticRuleset,
+    decision_indexer,
+    router_settings,
+)
 
 # The first run on a fresh machine builds Alertmanager (go build, a few minutes) in the fixture.
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -130,7 +135,11 @@ async def pipeline(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Asyn
     install_error_handlers(lookups)
     lookups.include_router(build_alerts_api())
     try:
-        async with running_ingest(isettings, redis) as ingest_url, serve_app(lookups) as api:
+        async with (
+            decision_indexer(rsettings, store),
+            running_ingest(isettings, redis) as ingest_url,
+            serve_app(lookups) as api,
+        ):
             config = webhook_config(f"{ingest_url}/v1/ingest/alertmanager", token_file)
             async with alertmanager(tmp_path / "am", config) as am_url:
                 yield Pipeline(am_url, collector, isettings, ingest_url, api, token)

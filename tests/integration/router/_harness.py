@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.router.decision_log import DecisionIndexer
+from services.router.decisions import DecisionStore
 from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
 from services.rules.engine.model import Ruleset
 from shared.kafka import ensure_topics, make_consumer, make_producer
@@ -31,6 +37,7 @@ def router_settings(bootstrap: str, redis_url: str, **overrides: Any) -> RouterS
         unrouted=f"t-{tag}.unrouted",
         rejected=f"t-{tag}.rejected",
         audit=f"t-{tag}.audit",
+        decisions=f"t-{tag}.decisions",
         partitions=3,
     )
     values: dict[str, Any] = {
@@ -43,6 +50,26 @@ def router_settings(bootstrap: str, redis_url: str, **overrides: Any) -> RouterS
     }
     values.update(overrides)
     return RouterSettings.model_validate(values)
+
+
+@contextlib.asynccontextmanager
+async def decision_indexer(settings: RouterSettings, store: DecisionStore) -> AsyncIterator[None]:
+    """The decision indexer ``serve router`` runs next to an in-process router (decisions go
+    through the decisions topic by default); enter it after the router started."""
+    if not settings.decisions_via_topic:
+        yield
+        return
+    indexer = DecisionIndexer.for_router(settings, store)
+    await indexer.start()
+    task = asyncio.create_task(indexer.run(), name="decision-indexer")
+    try:
+        yield
+    finally:
+        indexer.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await indexer.close()
 
 
 class StaticRuleset:
@@ -185,8 +212,6 @@ def router_process_env(
     settings: RouterSettings, tokens: Any, *, port: int, **extra: str
 ) -> dict[str, str]:
     """The environment of an ``alertyard serve router`` process on ``settings``' topics."""
-    import os
-
     topics = settings.topics
     return {
         **os.environ,
@@ -197,10 +222,68 @@ def router_process_env(
         "ALERTYARD_TOPIC_UNROUTED": topics.unrouted,
         "ALERTYARD_TOPIC_REJECTED": topics.rejected,
         "ALERTYARD_TOPIC_AUDIT": topics.audit,
+        "ALERTYARD_TOPIC_DECISIONS": topics.decisions,
         "ALERTYARD_TOPIC_PARTITIONS": str(topics.partitions),
+        "ALERTYARD_TOPIC_REPLICATION_FACTOR": str(topics.replication_factor),
         "ALERTYARD_ROUTER_GROUP_ID": settings.group_id,
         "ALERTYARD_ROUTER_HTTP_PORT": str(port),
         "ALERTYARD_TOKENS_HMAC_SECRET": tokens.hmac_secret.get_secret_value(),
         "ALERTYARD_LOG_FORMAT": "json",
         **extra,
     }
+
+
+class RouterProcesses:
+    """``alertyard serve router`` processes on ``settings`` (one group), each logging to
+    ``<log_dir>/<name>.log``; the drills drive routers only through this process interface."""
+
+    def __init__(
+        self, settings: RouterSettings, tokens: Any, log_dir: Path, **extra_env: str
+    ) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._log_dir = log_dir
+        self._extra = {"ALERTYARD_ROUTER_BATCH_MAX_RECORDS": "200", **extra_env}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(self, name: str) -> subprocess.Popen[bytes]:
+        from tests.integration._processes import free_port, start_service, wait_ready
+
+        port = free_port()
+        env = router_process_env(self._settings, self._tokens, port=port, **self._extra)
+        proc = start_service("router", env, self._log_dir / f"{name}.log")
+        self.procs.append(proc)
+        await wait_ready(port, proc)
+        return proc
+
+    async def stop_all(self, *, within_s: float = 40.0) -> None:
+        """SIGTERM (drain and commit) every router still running; SIGKILL past ``within_s``."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.to_thread(proc.wait, within_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL and reap: no drain, no commit, no flush."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+async def lookups_missing(redis: Any, ids: list[str], *, within: float) -> list[str]:
+    """The ids whose decision is still not in Redis after waiting up to ``within`` seconds for
+    the indexers to catch up (returns as soon as none is missing)."""
+    store = DecisionStore(redis, retention_s=3600)
+    missing = list(ids)
+    deadline = time.monotonic() + within
+    while missing and time.monotonic() < deadline:
+        found = await store.get_many(missing)
+        missing = [i for i, decision in zip(missing, found, strict=True) if decision is None]
+        if missing:
+            await asyncio.sleep(0.2)  # polling the indexers' progress (another process)
+    return missing

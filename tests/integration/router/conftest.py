@@ -21,6 +21,7 @@ from tests.integration.router._harness import (
     AlertSender,
     Collector,
     StaticRuleset,
+    decision_indexer,
     router_settings,
 )
 
@@ -139,7 +140,8 @@ async def router_env(kafka_bootstrap: str, redis_url: str) -> AsyncIterator[Rout
     async with asyncio.timeout(60):  # the group join takes a few seconds on a fresh group
         await router.partitions_assigned.wait()
     assert router.ready
-    yield RouterEnv(settings, tokens, redis, validator, router, store, collector, sender, raw)
+    async with decision_indexer(settings, store):
+        yield RouterEnv(settings, tokens, redis, validator, router, store, collector, sender, raw)
     await sender.__aexit__()
     await router.stop()
     await task

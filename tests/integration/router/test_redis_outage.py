@@ -1,6 +1,10 @@
 """Redis dies and comes back while alerts flow: routing goes on with the cached ruleset and
 token, nothing is lost, and the buffered decisions reach Redis once it is back.
 
+This is the opt-out path (``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC=false``, the in-memory
+writer); the default path is drilled in test_drill_redis_kill9.py and
+test_drill_decisions_topic.py.
+
 Uses a throwaway redis-server of its own (never the shared one) on the stack's settings
 (append-only file), so the restart keeps the stored tokens and rules as a real restart would.
 """
@@ -73,7 +77,7 @@ async def test_redis_restart_during_routing_loses_nothing(
     unused, _ = await issue_token(
         redis, tokens, kind="global", permissions=[Permission.alerts_publish]
     )
-    settings = router_settings(kafka_bootstrap, own_redis.url)
+    settings = router_settings(kafka_bootstrap, own_redis.url, decisions_via_topic=False)
     attempts = AuthAttempts()
     validator = build_validator(tokens, redis, metrics=attempts)
     live = LiveRuleset(RulesStore(redis), check_interval_s=0.2)

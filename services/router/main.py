@@ -9,6 +9,7 @@ import socket
 
 from prometheus_client import REGISTRY
 
+from services.keyspace_migration import migrate_at_start
 from services.router.app import build_app
 from services.router.decision_log import DecisionIndexer
 from services.router.decisions import DecisionStore, DecisionWriter
@@ -52,6 +53,7 @@ async def run_router(settings: RouterSettings) -> None:
     rules_store = RulesStore(redis)
     live = LiveRuleset(rules_store)
     decision_store = DecisionStore(redis, retention_s=settings.decision_retention_s)
+    await migrate_at_start(redis, decision_store)  # a Redis written before the cluster-safe keys
     writer = DecisionWriter(decision_store, max_buffered=settings.decision_buffer_max)
     router = AlertRouter(
         settings, validator=validator, ruleset=live, decisions=writer, metrics=metrics

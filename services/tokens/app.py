@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.asyncapi import render_asyncapi
+from services.keyspace_migration import migrate_at_start
 from services.tokens._base import EVENT_SOURCE
 from services.tokens.api import add_routes
 from services.tokens.metrics import TokensMetrics
@@ -116,6 +117,7 @@ async def lifespan(
     redis = make_redis(settings.redis_url)
     validator = build_validator(settings, redis, metrics=metrics)
     service = TokenService(redis, settings)
+    await migrate_at_start(redis)  # keys of a Redis written before the cluster-safe layout
     await wait_for_kafka(settings.kafka_bootstrap_servers)
     await ensure_topics(
         settings.kafka_bootstrap_servers,

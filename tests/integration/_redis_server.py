@@ -2,7 +2,9 @@
 
 It listens on a Unix socket in its own temporary directory (no TCP port to guess) and keeps
 its append-only file there, so a test can ``kill -9`` it and start it again on the same data
-without touching the shared Redis of the test session.
+without touching the shared Redis of the test session. With ``cluster=True`` it is a one-node
+Redis Cluster owning every slot: it refuses a script or transaction whose declared keys span
+slots (``CROSSSLOT``), as a real cluster does.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ REDIS_CONF = ROOT / "stack" / "redis.conf"
 
 
 class ThrowawayRedis:
-    def __init__(self) -> None:
+    def __init__(self, *, cluster: bool = False) -> None:
         # A short path: a Unix socket path is limited to ~108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="ay-redis-"))
         self.socket = self.dir / "redis.sock"
+        self.cluster = cluster
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,6 +44,8 @@ class ThrowawayRedis:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         args = ["--port", "0", "--unixsocket", str(self.socket), "--dir", str(self.dir)]
+        if self.cluster:  # no port: the cluster bus is never used by a single node
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         with (self.dir / "redis.log").open("ab") as log:
             return subprocess.Popen(
                 ["redis-server", str(REDIS_CONF), *args], stdout=log, stderr=subprocess.STDOUT
@@ -56,13 +61,24 @@ class ThrowawayRedis:
                     if self._proc.poll() is not None:
                         raise AssertionError(f"redis-server exited; see {self.dir / 'redis.log'}")
                     try:
-                        if await client.ping():
+                        if await client.ping() and await self._cluster_ready(client):
                             return
                     except (RedisConnectionError, BusyLoadingError, FileNotFoundError):
                         pass
                     await asyncio.sleep(0.05)  # polling for readiness, not synchronisation
         finally:
             await client.aclose()
+
+    async def _cluster_ready(self, client: Redis) -> bool:
+        """True when not a cluster, or once this node owns every slot and says ``ok``."""
+        if not self.cluster:
+            return True
+        info = await client.execute_command("CLUSTER", "INFO")
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        if "cluster_slots_assigned:16384" not in text:
+            await client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # Redis 7.0+
+            return False
+        return "cluster_state:ok" in text
 
     def kill9(self) -> None:
         """SIGKILL, then reap it: no shutdown hook runs, nothing is flushed on the way out."""

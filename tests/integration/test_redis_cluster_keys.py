@@ -37,6 +37,7 @@ from tests.integration._redis_server import ThrowawayRedis
 
 pytestmark = [pytest.mark.redis]
 
+CROSSSLOT = r"CROSSSLOT|same slot"
 RULESET = Ruleset.model_validate(
     {"rules": [{"name": "all", "owner_team": "ops", "destinations": ["ops"], "fallback": True}]}
 )
@@ -59,18 +60,18 @@ async def redis(cluster: ThrowawayRedis) -> AsyncIterator[Redis]:
 
 
 async def test_the_cluster_refuses_keys_of_two_slots(redis: Redis) -> None:
-    with pytest.raises(ResponseError, match="CROSSSLOT|same slot"):
+    with pytest.raises(ResponseError, match=CROSSSLOT):
         await redis.eval("return 1", 2, "alertyard:decision:a", "alertyard:decisions:all")
-    with pytest.raises(ResponseError, match="CROSSSLOT|same slot"):
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set("alertyard:token:t1", b"{}")
-            pipe.sadd("alertyard:tokens", "t1")
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set("alertyard:token:t1", b"{}")
+        pipe.sadd("alertyard:tokens", "t1")
+        with pytest.raises(ResponseError, match=CROSSSLOT):
             await pipe.execute()
 
 
 async def test_the_old_decision_layout_is_refused(redis: Redis) -> None:
     """The script as it was called before: the decision keys and the indexes in many slots."""
-    with pytest.raises(ResponseError, match="CROSSSLOT|same slot"):
+    with pytest.raises(ResponseError, match=CROSSSLOT):
         await redis.eval(
             _WRITE_SCRIPT, 3, "alertyard:decision:a", "alertyard:decision:b",
             "alertyard:decisions:all", 60, "(0", '[["0:a","{}",3],["0:b","{}",3]]',
@@ -108,7 +109,8 @@ async def test_decision_writes_and_lookups(redis: Redis) -> None:
     await store.write_many([d.to_record() for d in decisions[:10]])  # idempotent
     assert await store.get("a007") == decisions[7]
     assert [d.alert_id for d in await store.get_many(ids) if d] == ids
-    pages, cursor = [], None
+    pages: list[str] = []
+    cursor: str | None = None
     while True:
         page = await store.page(scope="team:ops", limit=30, cursor=cursor)
         pages.extend(d.alert_id for d in page.items)
@@ -160,7 +162,8 @@ async def test_outbox_relay_lease_and_fenced_delete(redis: Redis, kafka_bootstra
         assert relay.holds_lease
         assert await relay.relay_once() == 0  # extend
         rival = OutboxRelay(redis, producer, source="tokens", topic="unused")
-        assert await rival.relay_once() == 0 and not rival.holds_lease
+        assert await rival.relay_once() == 0
+        assert not rival.holds_lease
         relay.stop()
         await relay.run()  # returns at once (stopped) and releases the lease
         assert not relay.holds_lease

@@ -25,9 +25,10 @@ def _scripts() -> list[tuple[str, str]]:
     found = []
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if "redis.call(" in node.value or "redis.pcall(" in node.value:
-                    found.append((f"{path.relative_to(ROOT)}:{node.lineno}", node.value))
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+                continue
+            if "redis.call(" in node.value or "redis.pcall(" in node.value:
+                found.append((f"{path.relative_to(ROOT)}:{node.lineno}", node.value))
     return found
 
 

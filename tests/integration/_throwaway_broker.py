@@ -12,7 +12,13 @@ from pathlib import Path
 
 from tests.integration._processes import ROOT, free_port
 
-__all__ = ["ThrowawayBroker"]
+__all__ = ["ThrowawayBroker", "stack_jars"]
+
+
+def stack_jars() -> Path:
+    """The Kafka jars scripts/stack uses: ``ALERTYARD_STACK_JARS``, else ``<stack dir>/jars``."""
+    stack_dir = Path(os.environ.get("ALERTYARD_STACK_DIR", ROOT / ".stack"))
+    return Path(os.environ.get("ALERTYARD_STACK_JARS") or stack_dir / "jars")
 
 
 class ThrowawayBroker:
@@ -20,7 +26,7 @@ class ThrowawayBroker:
         self.dir = workdir
         self.port = free_port()
         self.controller_port = free_port()
-        self._jars = Path(os.environ.get("ALERTYARD_STACK_DIR", ROOT / ".stack")) / "jars"
+        self._jars = stack_jars()
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = self.dir / "broker.log"
 

@@ -12,9 +12,7 @@ import contextlib
 import inspect
 import itertools
 import json
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -26,7 +24,7 @@ from shared.kafka import ensure_topics, make_consumer
 from shared.outbox import OutboxRelay, make_relay_producer, outbox_key, outbox_keys, stage_event
 from shared.outbox_lease import OutboxLease
 from shared.redis import make_redis
-from tests._infra import ROOT
+from tests.integration._throwaway_broker import stack_jars
 from tests.integration.tokens._proxy import TcpProxy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
@@ -81,7 +79,7 @@ def test_stream_counter_and_lease_share_a_cluster_slot() -> None:
 
 async def _throttle(bootstrap: str, client_id: str, bytes_per_s: int) -> None:
     """A broker-side produce quota for one client id: the broker delays its produce requests."""
-    jars = Path(os.environ.get("ALERTYARD_STACK_DIR", ROOT / ".stack")) / "jars"
+    jars = stack_jars()
     if not (jars / ".complete").exists():
         pytest.skip("needs the Kafka jars of scripts/stack for kafka-configs (ConfigCommand)")
     proc = await asyncio.create_subprocess_exec(

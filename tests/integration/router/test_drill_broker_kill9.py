@@ -26,6 +26,7 @@ from services.tokens.testing import test_settings
 from shared.kafka import ensure_topics
 from tests._infra import ROOT
 from tests.integration._processes import free_port
+from tests.integration._throwaway_broker import stack_jars
 from tests.integration.router._harness import (
     Collector,
     RouterProcesses,
@@ -61,8 +62,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    stack_dir = Path(os.environ.get("ALERTYARD_STACK_DIR", ROOT / ".stack"))
-    jars = Path(os.environ.get("ALERTYARD_STACK_JARS") or stack_dir / "jars")  # as scripts/stack
+    jars = stack_jars()
     if not (jars / ".complete").exists():
         subprocess.run([STACK, "up"], check=True, capture_output=True)  # fetches the jars once
     state = tmp_path_factory.mktemp("three-brokers")

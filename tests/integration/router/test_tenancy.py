@@ -28,6 +28,7 @@ from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.redis import make_redis
 from shared.settings import TopicSettings
+from shared.teams import TEAMS_KEY
 from shared.tokens.validator import build_validator
 from tests.integration.router._harness import AlertSender, Collector, alert_body, router_settings
 
@@ -106,7 +107,7 @@ async def tenancy(kafka_bootstrap: str, redis_url: str) -> AsyncIterator[Tenancy
         raw[who], principal = await issue_token(redis, tokens, **kwargs)  # type: ignore[arg-type]
         token_ids[who] = principal.token_id
     for team in TEAMS:
-        await redis.sadd("alertyard:teams", team)
+        await redis.sadd(TEAMS_KEY, team)
     validator = build_validator(tokens, redis)
     await validator.start()
     store = RulesStore(redis)

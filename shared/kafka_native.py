@@ -125,6 +125,8 @@ def consumer_config(
     if group_protocol == "classic":
         # KIP-848's protocol assigns on the broker and refuses client-side assignor settings.
         config["partition.assignment.strategy"] = "cooperative-sticky"
+        # A member killed -9 holds its partitions this long (librdkafka's default: 45 s).
+        config["session.timeout.ms"] = 10_000
     config.update(overrides)
     return config
 

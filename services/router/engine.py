@@ -213,6 +213,7 @@ class AlertRouter(RebalanceHandler):
         self._producer = NativeProducer({**producer_settings(s), **self._producer_options})
         if self._exactly_once:  # fences an earlier incarnation, aborts what it left open
             await self._producer.init_transactions()
+            log.info("transactions_initialised", transactional_id=transactional_id(s))
         self._publisher = BatchPublisher(
             self._producer,
             self._topics,

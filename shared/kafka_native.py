@@ -285,8 +285,10 @@ class RebalanceHandler:
     async def on_assigned(self, partitions: list[PartitionKey]) -> None:
         """Partitions added to this member."""
 
-    async def on_revoked(self, partitions: list[PartitionKey]) -> None:
-        """Partitions about to go: finish and commit their work."""
+    async def on_revoked(self, partitions: list[PartitionKey]) -> Mapping[PartitionKey, int]:
+        """Partitions about to go: finish their work; returns the offsets to commit for them
+        (committed by the fetch thread inside the callback, before they move)."""
+        return {}
 
     async def on_lost(self, partitions: list[PartitionKey]) -> None:
         """Partitions already gone (session lost): their offsets can no longer be committed."""
@@ -353,7 +355,11 @@ class NativeConsumer:
             coroutine = getattr(self._handler, kind)(keys)
             try:
                 future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-                future.result(timeout=self._callback_timeout_s)
+                offsets = future.result(timeout=self._callback_timeout_s)
+                if offsets:
+                    # From this thread, inside the callback: with the KIP-848 protocol a
+                    # commit from another thread waits until the callback has returned.
+                    self._commit([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
             except Exception as exc:  # never let the C callback raise: log and go on
                 log.error("rebalance_callback_failed", kind=kind, error=repr(exc))
 

@@ -355,13 +355,13 @@ class AlertRouter(RebalanceHandler):
             total=len(self.assigned),
         )
 
-    async def on_revoked(self, partitions: list[PartitionKey]) -> None:
+    async def on_revoked(self, partitions: list[PartitionKey]) -> Mapping[PartitionKey, int]:
         """Finish (publish + commit) the batches that hold these partitions, commit only these
         partitions, then let them go; the other partitions stay assigned and keep routing. A
         batch whose tokens wait for Redis gives way (it is replayed): a rebalance never waits
         for an outage."""
         if not partitions:
-            return
+            return {}
         gone = set(partitions)
         self.control_waiting.set()
         try:
@@ -371,8 +371,8 @@ class AlertRouter(RebalanceHandler):
                     await self._settled.wait_for(
                         lambda: self._settled_seq >= target or self._settle_dead
                     )
-                if self._committer is not None:
-                    await self._committer.flush(gone)
+                # Committed by the fetch thread before librdkafka lets them go.
+                offsets = self._committer.uncommitted(gone) if self._committer else {}
                 self.release(gone)
         finally:
             if not self._stopping.is_set():
@@ -382,7 +382,9 @@ class AlertRouter(RebalanceHandler):
             "partitions_revoked",
             partitions=sorted(f"{t}/{p}" for t, p in gone),
             kept=len(self.assigned),
+            committing=len(offsets),
         )
+        return offsets
 
     async def on_lost(self, partitions: list[PartitionKey]) -> None:
         """Gone without a revoke (the session expired): another member re-reads from the last

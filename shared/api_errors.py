@@ -28,7 +28,14 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ERROR_DESCRIPTIONS", "Error", "ErrorItem", "document_errors", "error_responses"]
+__all__ = [
+    "ERROR_DESCRIPTIONS",
+    "Error",
+    "ErrorItem",
+    "document_errors",
+    "error_responses",
+    "request_body",
+]
 
 _REF: Final = "#/components/schemas/"
 ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
@@ -79,6 +86,22 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Error, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
 
 
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def request_body(
+    model: type[BaseModel], *, name: str | None = None, media_types: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``openapi_extra=`` for a route that reads its body itself (to answer with its own error
+    codes, or to take YAML too) but validates it with ``model``: the document shows ``model``
+    under ``name`` for JSON and each of ``media_types``."""
+    name = name or model.__name__
+    _BODY_MODELS[name] = model
+    schema = {"$ref": f"{_REF}{name}"}
+    content = {media: {"schema": schema} for media in ("application/json", *media_types)}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def document_errors(app: FastAPI, *, is_auth: Callable[[Any], bool]) -> None:
     """Make ``app.openapi()`` document :class:`Error` on every operation (see the module),
     and name each operation after its handler (``create_token``), which links refer to.
@@ -105,6 +128,10 @@ def document_errors(app: FastAPI, *, is_auth: Callable[[Any], bool]) -> None:
                     _document(operation, _statuses(route, method, is_auth))
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         _add_schema(schemas, Error)
+        text = json.dumps(document)
+        for name, model in _BODY_MODELS.items():
+            if f'"{_REF}{name}"' in text:
+                _add_schema(schemas, model, name=name)
         for unused in ("HTTPValidationError", "ValidationError"):
             if f'"{_REF}{unused}"' not in json.dumps(document):
                 schemas.pop(unused, None)
@@ -158,8 +185,8 @@ def _document(operation: dict[str, Any], statuses: set[int]) -> None:
     operation["responses"] = dict(sorted(responses.items()))
 
 
-def _add_schema(schemas: dict[str, Any], model: type[BaseModel]) -> None:
-    generated = model.model_json_schema(ref_template=_REF + "{model}")
-    for name, definition in generated.pop("$defs", {}).items():
-        schemas.setdefault(name, definition)
-    schemas.setdefault(model.__name__, generated)
+def _add_schema(schemas: dict[str, Any], model: type[BaseModel], *, name: str = "") -> None:
+    generated = model.model_json_schema(ref_template=_REF + "{model}", mode="validation")
+    for nested, definition in generated.pop("$defs", {}).items():
+        schemas.setdefault(nested, definition)
+    schemas.setdefault(name or model.__name__, generated)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from services.audit.query import AuditPage, AuditQuery, query_log
 from services.audit.summaries import SegmentSummaries
 from services.audit.verify import VerifyCache, VerifyReport, verify_log
 from shared.auth import Permission, Principal
+from shared.durations import IsoInstant
 from shared.http_auth import require
 
 __all__ = ["GapsReport", "build_audit_api"]
@@ -47,9 +47,12 @@ def build_audit_api() -> APIRouter:
         ] = None,
         type: Annotated[str | None, Query(description="Event type, e.g. token.created")] = None,
         subject: Annotated[str | None, Query(description="e.g. token/<id>")] = None,
-        since: Annotated[datetime | None, Query(description="Event time >= (ISO 8601)")] = None,
-        until: Annotated[datetime | None, Query(description="Event time < (ISO 8601)")] = None,
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        since: Annotated[IsoInstant | None, Query(description="Event time >= (ISO 8601)")] = None,
+        until: Annotated[IsoInstant | None, Query(description="Event time < (ISO 8601)")] = None,
+        cursor: Annotated[
+            str | None,
+            Query(pattern=r"^[0-9]{0,20}$", description="next_cursor of the previous page"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         query = AuditQuery(

@@ -57,7 +57,9 @@ def _number_only(value: object) -> object:
     return value
 
 
-Seconds = Annotated[int, BeforeValidator(_number_only)]
+NumberOnly = BeforeValidator(_number_only)
+# The constraints come before the validator: after it, pydantic would not put them in the
+# JSON schema.
 
 
 class _TokenCreateBase(BaseModel):
@@ -65,7 +67,7 @@ class _TokenCreateBase(BaseModel):
 
     name: TokenName
     description: Description = ""
-    expires_in_s: Annotated[Seconds, Field(ge=60)] | None = None
+    expires_in_s: Annotated[int, Field(ge=60), NumberOnly] | None = None
     """Defaults to the server's default TTL; at most its maximum (the document states it)."""
 
 
@@ -99,7 +101,7 @@ TokenCreate = Annotated[
 class TokenRotate(BaseModel):
     model_config = _STRICT
 
-    grace_s: Annotated[Seconds, Field(ge=0, le=24 * 3600)] = 0
+    grace_s: Annotated[int, Field(ge=0, le=24 * 3600), NumberOnly] = 0
     """How long the old secret keeps working (at most 24 h)."""
 
 

@@ -93,6 +93,7 @@ def run_schemathesis(services: Services, run: Run, seed: int, reports: Path) -> 
     url = services.urls[run.service]
     command = [
         *_schemathesis(),
+        f"--config-file={Path(__file__).with_name('schemathesis.toml')}",
         "run",
         f"{url}/openapi.json",
         "--checks=all",

@@ -189,4 +189,6 @@ def _add_schema(schemas: dict[str, Any], model: type[BaseModel], *, name: str = 
     generated = model.model_json_schema(ref_template=_REF + "{model}", mode="validation")
     for nested, definition in generated.pop("$defs", {}).items():
         schemas.setdefault(nested, definition)
+    if name:
+        generated["title"] = name  # clients name their classes after the title
     schemas.setdefault(name or model.__name__, generated)

@@ -53,9 +53,10 @@ rule = {
 applied = apply_ruleset.sync(client=router, body=RulesetDocument.from_dict({"rules": [rule]}))
 assert isinstance(applied, ChangeReport), applied
 assert applied.applied, applied
-explained = explain_alert.sync(
-    client=router, body=ExplainRequest.from_dict({"alert": {"service": "gen", "severity": "error"}})
-)
+# A member's rule is a team rule: it sees alerts its team's tokens publish.
+source = {"token_id": created.token.id, "team": team}
+request = {"alert": {"service": "gen", "severity": "error"}, "source": source}
+explained = explain_alert.sync(client=router, body=ExplainRequest.from_dict(request))
 assert isinstance(explained, Explanation), explained
 assert explained.teams == [team], explained.teams
 print("generated clients: token create/list/revoke and rules apply/explain ok")

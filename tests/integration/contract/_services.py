@@ -8,6 +8,8 @@ Principals are chosen so that nothing a fuzzer sends can take away the test's ow
   tokens, ``rules:write`` on its team's rules): fuzzes tokens, rules and alerts.
 * ``directory``: a global token with ``teams:write`` and ``users:write`` only (no
   ``tokens:write``, so it can revoke nothing): fuzzes teams and users.
+* ``rules_admin``: a global token with ``rules:*`` and ``alerts:read`` only (org rules and
+  source assignments; no token rights at all).
 * ``auditor``: ``audit:read`` only. ``publisher``: ``alerts:publish`` only (ingest).
 """
 
@@ -79,6 +81,12 @@ async def running_services(
             settings,
             kind="global",
             permissions=[Permission.teams_write, Permission.users_write, Permission.rules_read],
+        ),
+        "rules_admin": await issue_token(
+            redis,
+            settings,
+            kind="global",
+            permissions=[Permission.rules_read, Permission.rules_write, Permission.alerts_read],
         ),
         "auditor": await issue_token(
             redis, settings, kind="global", permissions=[Permission.audit_read]

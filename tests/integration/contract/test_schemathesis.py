@@ -51,6 +51,7 @@ RUNS: Final = {
     "tokens": Run("tokens", "member", exclude="^/v1/(teams|users)"),
     "directory": Run("tokens", "directory", include="^/v1/(teams|users)"),
     "router": Run("router", "member"),
+    "router-admin": Run("router", "rules_admin", include="^/v1/rules"),
     "audit": Run("audit", "auditor"),
     "ingest": Run("ingest", "publisher"),
 }
@@ -76,7 +77,7 @@ def run_schemathesis(services: Services, run: Run, seed: int, reports: Path) -> 
         f"--seed={seed}",
         "--continue-on-failure",
         "--no-color",
-        "--report=json",
+        "--report=json,ndjson",
         f"--report-dir={reports}",
         "--request-timeout=30",
         "--header",
@@ -102,7 +103,21 @@ def run_schemathesis(services: Services, run: Run, seed: int, reports: Path) -> 
     assert done.returncode == 0, f"schemathesis found failures (seed {seed}):\n{output}"
     report = next(reports.glob("*.json"))
     result: dict[str, Any] = json.loads(report.read_text())
+    result["checks_run"] = _checks_run(next(reports.glob("*.ndjson")))
     return result
+
+
+def _checks_run(events: Path) -> int:
+    """Checks run, from the run's event stream: each finished scenario records, per case, the
+    checks run on its response."""
+    count = 0
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        finished = event.get("ScenarioFinished") or event.get("FuzzScenarioFinished")
+        if finished is not None:
+            checks = finished.get("recorder", {}).get("checks") or {}
+            count += sum(len(results) for results in checks.values())
+    return count
 
 
 @pytest.mark.timeout(300)
@@ -113,4 +128,9 @@ def test_api_does_what_its_openapi_says(
 ) -> None:
     print(f"schemathesis seed {seed} (rerun: ALERTYARD_SCHEMATHESIS_SEED={seed})")
     report = run_schemathesis(services, RUNS[name], seed, tmp_path)
-    print(json.dumps(report)[:2000])
+    operations, cases = report["operations"], report["test_cases"]
+    print(
+        f"schemathesis {name} seed={seed}: {operations['tested']} operations, "
+        f"{cases['generated']} cases, {report['checks_run']} checks, "
+        f"{cases['unique_failures']} failures, {report['running_time']:.1f} s"
+    )

@@ -21,6 +21,8 @@ from shared.http_auth import require
 __all__ = ["GapsReport", "build_audit_api"]
 
 Reader = Annotated[Principal, Depends(require(Permission.audit_read))]
+CURSOR_PATTERN = r"^[0-9]{0,20}$"
+"""What ``next_cursor`` looks like; ``services.audit.query`` refuses anything else."""
 
 
 class GapsReport(BaseModel):
@@ -51,7 +53,11 @@ def build_audit_api() -> APIRouter:
         until: Annotated[IsoInstant | None, Query(description="Event time < (ISO 8601)")] = None,
         cursor: Annotated[
             str | None,
-            Query(pattern=r"^[0-9]{0,20}$", description="next_cursor of the previous page"),
+            # Documented, but checked by the query (422 audit_invalid_cursor, a stable code).
+            Query(
+                description="next_cursor of the previous page",
+                json_schema_extra={"pattern": CURSOR_PATTERN},
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:

@@ -6,9 +6,16 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 __all__ = [
     "MAX_ALERT_BYTES",
@@ -60,6 +67,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+Instant = Annotated[
+    datetime,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+        mode="validation",
+    ),
+]
+"""An RFC 3339 time, or Unix seconds (pydantic reads both): what producers may send."""
+
+
 class Alert(BaseModel):
     """One alert as a producer publishes it.
 
@@ -85,8 +102,8 @@ class Alert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, Any] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
-    starts_at: datetime = Field(default_factory=_now)
-    ends_at: datetime | None = None
+    starts_at: Instant = Field(default_factory=_now)
+    ends_at: Instant | None = None
 
     @field_validator("labels")
     @classmethod

@@ -16,6 +16,13 @@ __all__ = ["ASYNCAPI_PATH", "add_asyncapi_route"]
 ASYNCAPI_PATH = "/asyncapi.yaml"
 
 
+_DOCUMENT = {
+    "type": "object",
+    "required": ["asyncapi", "channels"],
+    "properties": {"asyncapi": {"type": "string"}, "channels": {"type": "object"}},
+}
+
+
 class YamlResponse(PlainTextResponse):
     media_type = "application/yaml"
 
@@ -28,7 +35,8 @@ def add_asyncapi_route(app: FastAPI, render: Callable[[], str]) -> None:
         response_class=YamlResponse,
         tags=["operations"],
         summary="AsyncAPI 3.0 document of every topic, message and header contract",
-        responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
+        # Described as what a YAML reader gets from it: a mapping with the version key.
+        responses={200: {"content": {"application/yaml": {"schema": _DOCUMENT}}}},
     )
     async def asyncapi() -> YamlResponse:
         return YamlResponse(render())

@@ -16,6 +16,7 @@ __all__ = [
     "DURATION_RE",
     "DurationSeconds",
     "InvalidDurationError",
+    "IsoInstant",
     "WholeSeconds",
     "parse_duration",
     "parse_instant",
@@ -52,6 +53,23 @@ DurationSeconds = Annotated[float, BeforeValidator(_seconds)]
 """Seconds (a float) that also accept the duration format (``"30d"``) in settings and bodies."""
 WholeSeconds = Annotated[int, BeforeValidator(_seconds)]
 """Whole seconds that also accept the duration format."""
+
+
+_ISO_RE: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _iso_only(value: object) -> object:
+    """Query parameters are text: pydantic would read ``"0.5"`` as a Unix time, which the
+    documents (``format: date-time``) do not allow."""
+    if isinstance(value, str) and not _ISO_RE.match(value):
+        raise ValueError("expected an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoInstant = Annotated[datetime, BeforeValidator(_iso_only)]
+"""An ISO 8601 time in a query parameter (no Unix timestamps)."""
 
 
 def parse_instant(text: str, *, now: datetime | None = None) -> datetime:

@@ -10,11 +10,16 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
+from shared.api_errors import document_errors
 from shared.auth import redact_tokens
 from shared.errors import AlertyardError
+from shared.http_auth import checks_bearer_token
 from shared.logging import get_logger
 
 __all__ = ["add_operational_routes", "add_request_logging", "install_error_handlers"]
@@ -32,8 +37,26 @@ class ReadinessReport(BaseModel):
     """Each dependency by name (``redis``, ``partitions_assigned``, ...)."""
 
 
+_HTTP_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map our errors to ``{"code", "detail"}`` bodies with the error's HTTP status."""
+    """Map our errors to ``{"code", "detail"}`` bodies with the error's HTTP status, and have
+    OpenAPI document that body (:class:`shared.api_errors.Error`) on every operation."""
+    document_errors(app, is_auth=checks_bearer_token)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own 404 (no route) and 405 (wrong method), in our body.
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the first matching route's methods only
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"code": code, "detail": str(exc.detail)},
+            headers=headers,
+        )
 
     @app.exception_handler(AlertyardError)
     async def _alertyard_error(_: Request, exc: AlertyardError) -> JSONResponse:
@@ -55,6 +78,20 @@ def install_error_handlers(app: FastAPI) -> None:
                 "errors": errors,
             },
         )
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods served on the request's path. A literal path (``/v1/tokens/introspect``)
+    wins over a template that would also match it (``/v1/tokens/{token_id}``), as in OpenAPI."""
+    path = request.url.path
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        template = context.path_format
+        if template is None or not compile_path(template)[0].match(path):
+            continue
+        (templated if "{" in template else literal).update(context.methods or ())
+    return sorted(literal or templated)
 
 
 def add_operational_routes(

@@ -30,7 +30,13 @@ from shared.errors import ForbiddenError, RateLimitedError, UnauthenticatedError
 from shared.logging import get_logger
 from shared.settings import CommonSettings
 
-__all__ = ["ClientAddress", "FailedAuthLimiter", "authenticated", "require"]
+__all__ = [
+    "ClientAddress",
+    "FailedAuthLimiter",
+    "authenticated",
+    "checks_bearer_token",
+    "require",
+]
 
 log = get_logger(__name__)
 
@@ -185,7 +191,16 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
         return principal
 
     dependency.__name__ = f"require_{permission.name}"
+    _BEARER_CHECKS.add(dependency)
     return dependency
+
+
+_BEARER_CHECKS: set[Callable[..., object]] = {authenticated}
+
+
+def checks_bearer_token(call: object) -> bool:
+    """True for the dependencies above (OpenAPI documents 401/403/429/503 on their routes)."""
+    return call in _BEARER_CHECKS
 
 
 def _limits_uri(redis_url: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +15,14 @@ from services.audit.query import AuditPage, AuditQuery, query_log
 from services.audit.summaries import SegmentSummaries
 from services.audit.verify import VerifyCache, VerifyReport, verify_log
 from shared.auth import Permission, Principal
+from shared.durations import IsoInstant
 from shared.http_auth import require
 
 __all__ = ["GapsReport", "build_audit_api"]
 
 Reader = Annotated[Principal, Depends(require(Permission.audit_read))]
+CURSOR_PATTERN = r"^[0-9]{0,20}$"
+"""What ``next_cursor`` looks like; ``services.audit.query`` refuses anything else."""
 
 
 class GapsReport(BaseModel):
@@ -47,9 +49,16 @@ def build_audit_api() -> APIRouter:
         ] = None,
         type: Annotated[str | None, Query(description="Event type, e.g. token.created")] = None,
         subject: Annotated[str | None, Query(description="e.g. token/<id>")] = None,
-        since: Annotated[datetime | None, Query(description="Event time >= (ISO 8601)")] = None,
-        until: Annotated[datetime | None, Query(description="Event time < (ISO 8601)")] = None,
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        since: Annotated[IsoInstant | None, Query(description="Event time >= (ISO 8601)")] = None,
+        until: Annotated[IsoInstant | None, Query(description="Event time < (ISO 8601)")] = None,
+        cursor: Annotated[
+            str | None,
+            # Documented, but checked by the query (422 audit_invalid_cursor, a stable code).
+            Query(
+                description="next_cursor of the previous page",
+                json_schema_extra={"pattern": CURSOR_PATTERN},
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         query = AuditQuery(

@@ -23,7 +23,7 @@ from shared.kafka import ensure_topics, wait_for_kafka
 from shared.logging import configure_logging, get_logger
 from shared.redis import make_redis
 from shared.runtime import tune_gc
-from shared.serving import exit_unless_secure, http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, inherited_socket, stop_on_signals
 from shared.settings import AuditSettings, TokensSettings
 from shared.tokens.validator import build_validator
 
@@ -103,12 +103,15 @@ async def _run(settings: AuditSettings, audit_log: AuditLog, stop: asyncio.Event
         auth_limiter=FailedAuthLimiter.from_settings(settings),
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
+    inherited = inherited_socket(settings.http_fd)  # tests hand over a bound socket
     consumer.announce()
     await broker.start()
     await validator.start()
     tune_gc()  # start-up is done: see shared/runtime.py for why
     tasks = {
-        asyncio.create_task(server.serve(), name="http"),
+        asyncio.create_task(
+            server.serve(sockets=[inherited] if inherited is not None else None), name="http"
+        ),
         asyncio.create_task(stop.wait(), name="signal"),
         asyncio.create_task(consumer.failed.wait(), name="write-failed"),
         asyncio.create_task(

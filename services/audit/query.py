@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,10 +113,13 @@ def query_log(
     return AuditPage(records=found, next_cursor=None)
 
 
+_CURSOR_RE = re.compile(r"[0-9]{1,20}")
+
+
 def _parse_cursor(cursor: str | None) -> int:
     if cursor is None or cursor == "":
         return 0
-    if not cursor.isdigit() or len(cursor) > 20:
+    if not _CURSOR_RE.fullmatch(cursor):  # str.isdigit() takes "²", which int() refuses
         raise InvalidCursorError("cursor must be a value returned as next_cursor")
     return int(cursor)
 

@@ -15,13 +15,15 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from services.ingest import metrics
 from services.ingest.errors import InvalidPayloadError, PayloadTooLargeError, retry_headers
 from services.ingest.publisher import AlertPublisher
 from services.ingest.ratelimit import TokenRateLimiter
+from services.ingest.schemas import AlertmanagerWebhook, PagerDutyError, PagerDutyEvent
 from shared.alert import MAX_ALERT_BYTES, Alert
+from shared.api_errors import ERROR_DESCRIPTIONS, request_body
 from shared.auth import Permission, Principal, TokenValidator, redact_tokens
 from shared.errors import AlertyardError, ForbiddenError, UnauthenticatedError
 from shared.formats import Problem, alertmanager, native, pagerduty
@@ -48,6 +50,10 @@ class PagerDutyAccepted(BaseModel):
     status: str = "success"
     message: str = "Event processed"
     dedup_key: str
+
+
+NativeAlerts = RootModel[Alert | list[Alert]]
+"""One alert or an array of them (NDJSON: one per line)."""
 
 
 class IngestContext:
@@ -159,6 +165,7 @@ def build_ingest_api() -> APIRouter:
         status_code=202,
         response_model=AcceptedAlerts,
         summary="Alertmanager webhook (payload version 4) or a Grafana webhook contact point",
+        openapi_extra=request_body(AlertmanagerWebhook),
     )
     async def alertmanager_webhook(
         request: Request, principal: Publisher, context: Context
@@ -182,6 +189,9 @@ def build_ingest_api() -> APIRouter:
         status_code=202,
         response_model=AcceptedAlerts,
         summary="Native alerts: one JSON object, a JSON array or NDJSON",
+        openapi_extra=request_body(
+            NativeAlerts, name="NativeAlerts", media_types=("application/x-ndjson",)
+        ),
     )
     async def native_alerts(
         request: Request, principal: Publisher, context: Context
@@ -203,7 +213,11 @@ def build_ingest_api() -> APIRouter:
         status_code=202,
         response_model=PagerDutyAccepted,
         summary="PagerDuty Events API v2; routing_key is an alertyard token",
-        responses={400: {"description": "invalid event"}},
+        openapi_extra=request_body(PagerDutyEvent),
+        responses={
+            status: {"model": PagerDutyError, "description": ERROR_DESCRIPTIONS[status]}
+            for status in (400, 401, 403, 413, 429, 503)
+        },
     )
     async def pagerduty_enqueue(request: Request, context: Context) -> JSONResponse:
         try:

@@ -8,7 +8,7 @@ import asyncio
 from services.ingest.app import create_app
 from shared.logging import configure_logging, get_logger
 from shared.runtime import tune_gc
-from shared.serving import exit_unless_secure, http_server, stop_on_signals
+from shared.serving import exit_unless_secure, http_server, inherited_socket, stop_on_signals
 from shared.settings import IngestSettings, TokensSettings
 
 __all__ = ["run_ingest", "serve"]
@@ -28,9 +28,11 @@ async def run_ingest(settings: IngestSettings) -> None:
     stop = stop_on_signals()
     app = create_app(settings)
     server = http_server(app, host=settings.http_host, port=settings.http_port)
+    inherited = inherited_socket(settings.http_fd)  # tests hand over a bound socket
+    sockets = [inherited] if inherited is not None else None
     async with app.router.lifespan_context(app):
         tune_gc()  # start-up is done: see shared/runtime.py
-        serving = asyncio.create_task(server.serve(), name="http")
+        serving = asyncio.create_task(server.serve(sockets=sockets), name="http")
         stopping = asyncio.create_task(stop.wait(), name="signal")
         log.info(
             "ingest_started",

@@ -6,7 +6,6 @@ alerts routed to its own teams; for anything else it gets a 404, so ids do not l
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,12 +13,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.router.decisions import Decision, DecisionPage, DecisionStore
 from shared.alert import Severity
 from shared.auth import Permission, Principal
+from shared.durations import IsoInstant
 from shared.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from shared.http_auth import require
+from shared.teams import TEAM_NAME_RE
 
 __all__ = ["MAX_PAGE", "build_alerts_api"]
 
 MAX_PAGE = 50
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{18,512}$"
+"""What ``next_cursor`` looks like (URL-safe base64 of ``<13-digit ms>:<member>``); one of
+that shape this API did not hand out still gets 422."""
 
 Reader = Annotated[Principal, Depends(require(Permission.alerts_read))]
 
@@ -64,15 +68,15 @@ def build_alerts_api() -> APIRouter:
     async def list_alerts(
         request: Request,
         principal: Reader,
-        team: Annotated[str | None, Query(max_length=128)] = None,
+        team: Annotated[str | None, Query(pattern=TEAM_NAME_RE.pattern)] = None,
         status: Annotated[
             Literal["firing", "resolved"] | None, Query(description="The alert's status")
         ] = None,
         outcome: Annotated[Literal["routed", "unrouted"] | None, Query()] = None,
         severity: Annotated[Severity | None, Query(description="The alert's severity")] = None,
-        since: Annotated[datetime | None, Query(description="Received at or after")] = None,
+        since: Annotated[IsoInstant | None, Query(description="Received at or after")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
     ) -> DecisionPage:
         scope = _scope(principal, team, outcome)
         try:

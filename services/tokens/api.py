@@ -7,12 +7,13 @@ Failed authentication is rate limited per source IP (see ``shared.http_auth``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from services.tokens.directory import EMAIL_RE
 from services.tokens.models import (
     CreatedToken,
     IntrospectionResponse,
@@ -22,11 +23,12 @@ from services.tokens.models import (
     UserRead,
 )
 from services.tokens.service import TokenService
+from shared.api_errors import error_responses
 from shared.auth import Permission, Principal, TokenKind
-from shared.durations import WholeSeconds
 from shared.errors import UnauthenticatedError, ValidationFailedError
 from shared.http_auth import require
 from shared.logging import get_logger
+from shared.teams import TEAM_NAME_RE
 from shared.tokens.permissions import Role
 from shared.tokens.validator import RedisTokenValidator
 
@@ -36,48 +38,128 @@ log = get_logger(__name__)
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
+# Request bodies say in their schema what the service checks, so a body the document allows
+# is a body the service takes (only state can still refuse it: 403, 404, 409).
+TokenName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+"""1-100 characters, not only blanks (the name is stored stripped)."""
+Description = Annotated[str, StringConstraints(max_length=1000)]
+TeamName = Annotated[str, StringConstraints(pattern=TEAM_NAME_RE.pattern)]
+UserId = Annotated[str, StringConstraints(pattern=r"^usr_[0-9a-f]{16}$")]
+Email = Annotated[str, StringConstraints(pattern=EMAIL_RE.pattern), Field(examples=["a@b.example"])]
+"""Stored lower case."""
 
-class TokenCreate(BaseModel):
+
+def _number_only(value: object) -> object:
+    """JSON numbers only: ``"60"`` and ``true`` are not seconds (pydantic's lax mode would
+    take them, while the schema says integer); ``60.0`` is, as JSON Schema says."""
+    if isinstance(value, (str, bool)):
+        raise ValueError("expected a whole number of seconds")  # a 422
+    return value
+
+
+NumberOnly = BeforeValidator(_number_only)
+# The constraints come before the validator: after it, pydantic would not put them in the
+# JSON schema.
+
+
+class _TokenCreateBase(BaseModel):
     model_config = _STRICT
 
-    kind: TokenKind
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=1000)
-    permissions: list[Permission] | None = None
-    """Global tokens only: the subset to grant (the caller must hold each)."""
-    team: str | None = None
-    """Team tokens only."""
-    user_id: str | None = None
-    """User tokens only; defaults to the caller's user."""
-    expires_in_s: WholeSeconds | None = Field(default=None, ge=60)
-    """Defaults to the server's default TTL; capped by its maximum."""
+    name: TokenName
+    description: Description = ""
+    expires_in_s: Annotated[int, Field(ge=60), NumberOnly] | None = None
+    """Defaults to the server's default TTL; at most its maximum (the document states it)."""
+
+
+class GlobalTokenCreate(_TokenCreateBase):
+    """An org-wide token with the permissions chosen here (the caller must hold each)."""
+
+    kind: Literal[TokenKind.global_]
+    permissions: list[Permission] = Field(min_length=1)
+
+
+class TeamTokenCreate(_TokenCreateBase):
+    """A token with the team permission set on one team."""
+
+    kind: Literal[TokenKind.team]
+    team: TeamName
+
+
+class UserTokenCreate(_TokenCreateBase):
+    """A token that follows its user's role and teams."""
+
+    kind: Literal[TokenKind.user]
+    user_id: UserId | None = None
+    """Defaults to the caller's user."""
+
+
+TokenCreate = Annotated[
+    GlobalTokenCreate | TeamTokenCreate | UserTokenCreate, Field(discriminator="kind")
+]
 
 
 class TokenRotate(BaseModel):
     model_config = _STRICT
 
-    grace_s: WholeSeconds = Field(default=0, ge=0, le=24 * 3600)
+    grace_s: Annotated[int, Field(ge=0, le=24 * 3600), NumberOnly] = 0
     """How long the old secret keeps working (at most 24 h)."""
 
 
 class TeamCreate(BaseModel):
     model_config = _STRICT
 
-    name: str
+    name: TeamName
 
 
 class UserCreate(BaseModel):
     model_config = _STRICT
 
-    email: str
+    email: Email
     role: Role
-    teams: list[str] = []
+    teams: list[TeamName] = []
 
 
 class RoleChange(BaseModel):
     model_config = _STRICT
 
     role: Role
+
+
+class IntrospectRequest(BaseModel):
+    """RFC 7662: the token to look at (form field or JSON member ``token``)."""
+
+    token: str = Field(min_length=1)
+
+
+def _links(param: str, pointer: str, operations: dict[str, str]) -> dict[str, object]:
+    """OpenAPI links from a created resource to the operations on it (the stateful fuzzer
+    follows them; clients may too)."""
+    return {
+        name: {"operationId": op, "parameters": {param: f"$response.body#{pointer}"}}
+        for name, op in operations.items()
+    }
+
+
+_TOKEN_LINKS = _links(
+    "token_id",
+    "/token/id",
+    {"GetToken": "get_token", "RotateToken": "rotate_token", "RevokeToken": "revoke_token"},
+)
+_USER_LINKS = _links(
+    "user_id",
+    "/id",
+    {"GetUser": "get_user", "SetRole": "set_role", "DeactivateUser": "deactivate_user"},
+)
+
+_INTROSPECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": IntrospectRequest.model_json_schema()}
+            for media in ("application/x-www-form-urlencoded", "application/json")
+        },
+    }
+}
 
 
 def _secret(created: CreatedToken) -> TokenSecret:
@@ -100,16 +182,22 @@ def add_routes(app: FastAPI, service: TokenService, validator: RedisTokenValidat
 
 def _token_routes(app: FastAPI, service: TokenService, validator: RedisTokenValidator) -> None:
 
-    @app.post("/v1/tokens", status_code=201, tags=["tokens"], summary="Create (tokens:write)")
+    @app.post(
+        "/v1/tokens",
+        status_code=201,
+        tags=["tokens"],
+        summary="Create (tokens:write)",
+        responses={**error_responses(404), 201: {"links": _TOKEN_LINKS}},
+    )
     async def create_token(body: TokenCreate, actor: TokensWriter) -> TokenSecret:
         created = await service.create_token(
             kind=body.kind,
             name=body.name,
             description=body.description,
             actor=actor,
-            permissions=body.permissions,
-            team=body.team,
-            user_id=body.user_id,
+            permissions=getattr(body, "permissions", None),
+            team=getattr(body, "team", None),
+            user_id=getattr(body, "user_id", None),
             expires_in_s=body.expires_in_s,
         )
         return _secret(created)
@@ -124,6 +212,8 @@ def _token_routes(app: FastAPI, service: TokenService, validator: RedisTokenVali
         summary="RFC 7662-style introspection (tokens:read)",
         description="Body: form field `token` (application/x-www-form-urlencoded) or JSON "
         '`{"token": ...}`. Inactive tokens answer `{"active": false, "inactive_reason": code}`.',
+        openapi_extra=_INTROSPECT_BODY,
+        responses=error_responses(422),
     )
     async def introspect(request: Request, actor: TokensReader) -> IntrospectionResponse:
         raw = await _token_from_body(request)
@@ -153,7 +243,12 @@ def _token_routes(app: FastAPI, service: TokenService, validator: RedisTokenVali
     async def get_token(token_id: str, actor: TokensReader) -> TokenRead:
         return await service.get_token(token_id=token_id, actor=actor)
 
-    @app.post("/v1/tokens/{token_id}/rotate", tags=["tokens"], summary="New secret (tokens:write)")
+    @app.post(
+        "/v1/tokens/{token_id}/rotate",
+        tags=["tokens"],
+        summary="New secret (tokens:write)",
+        responses={**error_responses(409), 200: {"links": _TOKEN_LINKS}},
+    )
     async def rotate_token(token_id: str, body: TokenRotate, actor: TokensWriter) -> TokenSecret:
         created = await service.rotate_token(token_id=token_id, actor=actor, grace_s=body.grace_s)
         return _secret(created)
@@ -165,7 +260,13 @@ def _token_routes(app: FastAPI, service: TokenService, validator: RedisTokenVali
 
 def _directory_routes(app: FastAPI, service: TokenService) -> None:
 
-    @app.post("/v1/teams", status_code=201, tags=["teams"], summary="Create (teams:write)")
+    @app.post(
+        "/v1/teams",
+        status_code=201,
+        tags=["teams"],
+        summary="Create (teams:write)",
+        responses=error_responses(409),
+    )
     async def create_team(body: TeamCreate, actor: TeamsWriter) -> TeamRead:
         return await service.create_team(name=body.name, actor=actor)
 
@@ -173,7 +274,13 @@ def _directory_routes(app: FastAPI, service: TokenService) -> None:
     async def list_teams(_: RulesReader) -> list[TeamRead]:
         return await service.list_teams()
 
-    @app.post("/v1/users", status_code=201, tags=["users"], summary="Create (users:write)")
+    @app.post(
+        "/v1/users",
+        status_code=201,
+        tags=["users"],
+        summary="Create (users:write)",
+        responses={**error_responses(404, 409), 201: {"links": _USER_LINKS}},
+    )
     async def create_user(body: UserCreate, actor: UsersWriter) -> UserRead:
         return await service.create_user(
             email=body.email, role=body.role, teams=body.teams, actor=actor
@@ -213,3 +320,20 @@ async def _token_from_body(request: Request) -> str:
     if not isinstance(token, str) or not token:
         raise ValidationFailedError("send the token to introspect in the 'token' field")
     return token
+
+
+def document_ttl_limit(app: FastAPI, max_ttl_s: int) -> None:
+    """State this deployment's maximum token lifetime in the document: ``expires_in_s`` above
+    it is refused (422), so the schema must say so."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        for name in ("GlobalTokenCreate", "TeamTokenCreate", "UserTokenCreate"):
+            field = document["components"]["schemas"][name]["properties"]["expires_in_s"]
+            for option in field.get("anyOf", [field]):
+                if option.get("type") == "integer":
+                    option["maximum"] = max_ttl_s
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

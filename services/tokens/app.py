@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from services.asyncapi import render_asyncapi
 from services.keyspace_migration import migrate_at_start
 from services.tokens._base import EVENT_SOURCE
-from services.tokens.api import add_routes
+from services.tokens.api import add_routes, document_ttl_limit
 from services.tokens.metrics import TokensMetrics
 from services.tokens.service import TokenService
 from shared.api_docs import serve_docs_offline
@@ -69,6 +69,7 @@ def create_app(
     harden_http(app)  # before the request log, so it logs what hardening refused
     add_request_logging(app)
     add_routes(app, service, validator)
+    document_ttl_limit(app, settings.max_ttl_s)
     return app
 
 

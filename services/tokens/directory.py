@@ -21,7 +21,9 @@ from shared.tokens.records import UserRecord
 __all__ = ["DirectoryService"]
 
 """Team names become Kafka topic suffixes, so they keep to the topic-safe alphabet."""
-_EMAIL_RE: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+EMAIL_RE: Final = re.compile(r"^[!-?A-~]{1,64}@[!-?A-~]{1,255}$")
+"""Printable ASCII without blanks around one ``@``: the same in Python and in JSON Schema
+(their ``\\s`` differ on control characters), so the API's schema can state it exactly."""
 
 
 def _new_user_id() -> str:
@@ -71,7 +73,7 @@ class DirectoryService(StoreBase):
         """Creates an active user; 409 if the email is taken."""
         require(actor, Permission.users_write)
         email = email.strip().lower()
-        if not _EMAIL_RE.match(email):
+        if not EMAIL_RE.match(email):
             raise ValidationFailedError("not an email address", email=email)
         team_set = frozenset(teams)
         user = UserRecord(

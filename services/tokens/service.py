@@ -20,7 +20,7 @@ from services.tokens.directory import DirectoryService
 from services.tokens.errors import AlreadyBootstrappedError
 from services.tokens.models import CreatedToken, TokenRead, UserRead
 from shared.auth import Permission, Principal, TokenKind
-from shared.errors import ForbiddenError, NotFoundError, ValidationFailedError
+from shared.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from shared.settings.tokens import TokensSettings
 from shared.teams import TEAMS_KEY
 from shared.tokens import keys
@@ -229,8 +229,8 @@ class TokenService(DirectoryService):
             old = await self._load_token(pipe, token_id)
             _must_manage(actor, old)
             now = self._now()
-            if old.status(now) is not TokenStatus.active:
-                raise ValidationFailedError(
+            if old.status(now) is not TokenStatus.active:  # the request is fine; the state is not
+                raise ConflictError(
                     f"only active tokens can be rotated; this one is {old.status(now).value}",
                     token_id=token_id,
                 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -22,14 +23,20 @@ from services.rules.control.schemas import (
     CaseReport,
     ChangeReport,
     Deleted,
+    ExplainRequest,
     Explanation,
     LintFinding,
     LintReport,
+    LintRequest,
+    ReorderRequest,
     RuleEnvelope,
     RulesetDiff,
+    RulesetDocument,
     RulesetRead,
     SourceChange,
+    SourceRef,
     SourcesRead,
+    TestRequest,
 )
 from services.rules.control.store import ChangeResult, RulesStore
 from services.rules.engine.diff import render_diff
@@ -37,8 +44,9 @@ from services.rules.engine.documents import load_cases, load_document, parse_ale
 from services.rules.engine.errors import InvalidDocumentError
 from services.rules.engine.explain import explain, run_cases, source_of
 from services.rules.engine.lint import lint
-from services.rules.engine.model import ID_RE, TEAM_RE, Ruleset, parse_rule, parse_ruleset
+from services.rules.engine.model import ID_RE, TEAM_RE, Rule, Ruleset, parse_rule, parse_ruleset
 from services.rules.engine.scope import AlertSource
+from shared.api_errors import error_responses, request_body
 from shared.auth import Permission, Principal
 from shared.errors import ForbiddenError
 from shared.http_auth import require
@@ -51,15 +59,18 @@ ExpectedVersion = Annotated[
     int | None,
     Query(ge=0, description="Fail with 409 unless the stored ruleset is at this version."),
 ]
-JsonBody = Annotated[dict[str, Any], Body()]
+RefPath = Annotated[str, Path(min_length=1, max_length=128, description="A rule's id or name.")]
 
-_RULE_EXAMPLE = {
-    "name": "payments-critical",
-    "owner_team": "payments",
-    "destinations": ["payments"],
-    "condition_groups": [
-        {"conditions": [{"field": "service", "operator": "is_one_of", "values": ["billing"]}]}
-    ],
+# A rule as written: the engine's own Rule model (``id`` and ``position`` are ignored; the
+# engine reads the body itself to answer invalid_rule with a problem per condition).
+_RULE_BODY = request_body(Rule, name="RuleInput")
+_RULE_LINKS = {
+    name: {"operationId": op, "parameters": {"ref": "$response.body#/rule/id"}}
+    for name, op in (
+        ("GetRule", "get_rule"),
+        ("UpdateRule", "update_rule"),
+        ("DeleteRule", "delete_rule"),
+    )
 }
 
 
@@ -68,11 +79,22 @@ def _store(request: Request) -> RulesStore:
     return store
 
 
-async def _candidate(request: Request, body: dict[str, Any]) -> Ruleset:
-    """The ruleset to explain/test/lint against: ``body["rules"]`` if given, else the stored."""
-    if "rules" in body:
-        return parse_ruleset({"rules": body["rules"]})
+async def _candidate(request: Request, rules: list[dict[str, Any]] | None) -> Ruleset:
+    """The ruleset to explain/test/lint against: ``rules`` if given, else the stored one."""
+    if rules is not None:
+        return parse_ruleset({"rules": rules})
     return await _store(request).get_ruleset()
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; the engine checks it (and answers ``invalid_rule``)."""
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise InvalidDocumentError("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidDocumentError("a rule is a JSON object (name, owner_team, ...)")
+    return data
 
 
 TeamName = Annotated[str, StringConstraints(pattern=TEAM_RE.pattern)]
@@ -87,11 +109,9 @@ class SourceAssignment(BaseModel):
 TokenIdPath = Annotated[str, Path(pattern=ID_RE.pattern, description="The producer's token id.")]
 
 
-async def _source(request: Request, body: dict[str, Any]) -> AlertSource:
-    """Who published the alert being explained: ``body["source"]`` as ``{"token_id"}`` (a
-    stored team token brings its team) or ``{"token_id", "team"}``; absent, an unknown
-    publisher, which only org rules see."""
-    source = source_of(body.get("source"))
+async def _source(request: Request, ref: SourceRef | None) -> AlertSource:
+    """Who published the alert being explained (see :class:`SourceRef`)."""
+    source = source_of(ref.model_dump() if ref is not None else None)
     if source.token_id is not None and source.team is None:
         return await _store(request).token_source(source.token_id)
     return source
@@ -131,16 +151,18 @@ def build_rules_api() -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         summary="Create a rule",
         response_model_exclude_none=True,
+        openapi_extra=_RULE_BODY,
+        responses={201: {"links": _RULE_LINKS}},
     )
     async def create_rule(
         request: Request,
         principal: Writer,
-        body: Annotated[dict[str, Any], Body(examples=[_RULE_EXAMPLE])],
         expected_version: ExpectedVersion = None,
         position: Annotated[
             int | None, Query(ge=0, description="Insert here (default: at the end).")
         ] = None,
     ) -> RuleEnvelope:
+        body = await _json_object(request)
         raw = {k: v for k, v in body.items() if k not in ("id", "position")}
         rule = parse_rule({"scope": default_scope(principal).value, **raw})
         created, version = await _store(request).create_rule(
@@ -152,6 +174,8 @@ def build_rules_api() -> APIRouter:
         "/apply",
         summary="Apply a whole ruleset (YAML or JSON) with a diff",
         response_model_exclude_none=True,
+        openapi_extra=request_body(RulesetDocument, media_types=("application/yaml",)),
+        responses=error_responses(404),
     )
     async def apply_ruleset(
         request: Request,
@@ -162,6 +186,8 @@ def build_rules_api() -> APIRouter:
         data = load_document(await request.body())
         if not isinstance(data, dict) or "rules" not in data:
             raise InvalidDocumentError("send a mapping with a 'rules' list (YAML or JSON)")
+        if not isinstance(data.get("sources", {}), dict):
+            raise InvalidDocumentError("'sources' maps token ids to lists of teams")
         store = _store(request)
         if isinstance(data["rules"], list):
             data = {
@@ -178,37 +204,40 @@ def build_rules_api() -> APIRouter:
         return _change_body(result, dry_run=dry_run)
 
     @router.post(
-        "/reorder", summary="Put every rule in a new order", response_model_exclude_none=True
+        "/reorder",
+        summary="Put every rule in a new order",
+        response_model_exclude_none=True,
+        responses=error_responses(404),
     )
     async def reorder(
         request: Request,
         principal: Writer,
-        body: Annotated[dict[str, list[str]], Body(examples=[{"rules": ["id-or-name", "..."]}])],
+        body: ReorderRequest,
         expected_version: ExpectedVersion = None,
     ) -> ChangeReport:
-        if "rules" not in body:
-            raise InvalidDocumentError("send {'rules': [every rule id or name, in order]}")
         result = await _store(request).reorder(
-            body["rules"], principal=principal, expected_version=expected_version
+            body.rules, principal=principal, expected_version=expected_version
         )
         return _change_body(result, dry_run=False)
 
     @router.post("/explain", summary="Which rules an alert matches, condition by condition")
-    async def explain_alert(request: Request, _: Reader, body: JsonBody) -> Explanation:
-        alert = parse_alert(body.get("alert", body))
-        explanation = explain(await _candidate(request, body), alert, await _source(request, body))
+    async def explain_alert(request: Request, _: Reader, body: ExplainRequest) -> Explanation:
+        alert = parse_alert(body.alert)
+        ruleset = await _candidate(request, body.rules)
+        explanation = explain(ruleset, alert, await _source(request, body.source))
         return Explanation.model_validate(explanation)
 
     @router.post("/test", summary="Check alerts against expected teams (like amtool test)")
-    async def run_test_cases(request: Request, _: Reader, body: JsonBody) -> CaseReport:
-        cases = load_cases({k: v for k, v in body.items() if k != "rules"})
-        return CaseReport.model_validate(run_cases(await _candidate(request, body), cases))
+    async def run_test_cases(request: Request, _: Reader, body: TestRequest) -> CaseReport:
+        cases = load_cases({"cases": [c.model_dump(exclude_none=True) for c in body.cases]})
+        ruleset = await _candidate(request, body.rules)
+        return CaseReport.model_validate(run_cases(ruleset, cases))
 
     @router.post("/lint", summary="Static checks: dead, shadowed, unreachable rules, teams")
     async def lint_rules(
-        request: Request, _: Reader, body: Annotated[dict[str, Any] | None, Body()] = None
+        request: Request, _: Reader, body: Annotated[LintRequest | None, Body()] = None
     ) -> LintReport:
-        ruleset = await _candidate(request, body or {})
+        ruleset = await _candidate(request, body.rules if body is not None else None)
         store = _store(request)
         findings = lint(
             ruleset,
@@ -261,7 +290,7 @@ def build_rules_api() -> APIRouter:
         )
 
     @router.get("/{ref}", summary="One rule by id or name", response_model_exclude_none=True)
-    async def get_rule(request: Request, _: Reader, ref: str) -> RuleEnvelope:
+    async def get_rule(request: Request, _: Reader, ref: RefPath) -> RuleEnvelope:
         rule, version = await _store(request).get_rule(ref)
         return RuleEnvelope(rule=rule, version=version)
 
@@ -269,14 +298,15 @@ def build_rules_api() -> APIRouter:
         "/{ref}",
         summary="Replace a rule (keeps its id and position)",
         response_model_exclude_none=True,
+        openapi_extra=_RULE_BODY,
     )
     async def update_rule(
         request: Request,
         principal: Writer,
-        ref: str,
-        body: Annotated[dict[str, Any], Body(examples=[_RULE_EXAMPLE])],
+        ref: RefPath,
         expected_version: ExpectedVersion = None,
     ) -> RuleEnvelope:
+        body = await _json_object(request)
         raw = {k: v for k, v in body.items() if k not in ("id", "position")}
         if "scope" not in raw:  # unchanged unless stated
             stored, _ = await _store(request).get_rule(ref)
@@ -289,7 +319,7 @@ def build_rules_api() -> APIRouter:
 
     @router.delete("/{ref}", summary="Delete a rule")
     async def delete_rule(
-        request: Request, principal: Writer, ref: str, expected_version: ExpectedVersion = None
+        request: Request, principal: Writer, ref: RefPath, expected_version: ExpectedVersion = None
     ) -> Deleted:
         version = await _store(request).delete_rule(
             ref, principal=principal, expected_version=expected_version

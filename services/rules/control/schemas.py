@@ -7,11 +7,11 @@ documented, validated shape at the HTTP edge. Rules themselves are
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.rules.engine.model import Rule
+from services.rules.engine.model import TEAM_RE, Rule
 
 __all__ = [
     "CaseReport",
@@ -19,22 +19,29 @@ __all__ = [
     "ChangeReport",
     "ConditionResult",
     "Deleted",
+    "ExplainRequest",
     "ExplainedSource",
     "Explanation",
     "GroupResult",
     "LintFinding",
     "LintReport",
+    "LintRequest",
     "MatchedRule",
     "OutOfScopeRule",
+    "ReorderRequest",
     "RuleChange",
     "RuleEnvelope",
     "RuleExplanation",
     "RuleMove",
     "RulesetDiff",
+    "RulesetDocument",
     "RulesetRead",
     "SourceChange",
     "SourceOwnersChange",
+    "SourceRef",
     "SourcesRead",
+    "TestCase",
+    "TestRequest",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -268,3 +275,72 @@ class CaseReport(BaseModel):
     failed: int
     ruleset_version: int
     results: list[CaseResult]
+
+
+# -- request bodies ---------------------------------------------------------------------------
+# The engine checks what a schema cannot state (RE2 regexes, field paths, operator arity, known
+# teams) and answers 422 with its own code (invalid_rule, invalid_alert, invalid_document).
+
+_REQUEST = ConfigDict(frozen=True, extra="forbid")
+TeamName = Annotated[str, StringConstraints(pattern=TEAM_RE.pattern)]
+RuleRef = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class SourceRef(BaseModel):
+    """Who published the alert: a token id (a stored team token brings its team), or a
+    token id and its team; absent, an unknown publisher, which only org rules see."""
+
+    model_config = _REQUEST
+
+    token_id: str | None = None
+    team: TeamName | None = None
+
+
+class ExplainRequest(BaseModel):
+    model_config = _REQUEST
+
+    alert: dict[str, Any]
+    """The alert's fields (``shared.alert.Alert``; ``source`` and ``summary`` may be left out)."""
+    rules: list[dict[str, Any]] | None = None
+    """Explain against these rules (the ``rules`` of a ruleset document) instead of the stored."""
+    source: SourceRef | None = None
+
+
+class TestCase(BaseModel):
+    model_config = _REQUEST
+
+    name: str | None = None
+    alert: dict[str, Any]
+    expect_teams: list[str] = []
+    source: SourceRef | None = None
+
+
+class TestRequest(BaseModel):
+    model_config = _REQUEST
+
+    cases: list[TestCase] = Field(min_length=1)
+    rules: list[dict[str, Any]] | None = None
+
+
+class LintRequest(BaseModel):
+    model_config = _REQUEST
+
+    rules: list[dict[str, Any]] | None = None
+    """Lint these rules instead of the stored ones."""
+
+
+class ReorderRequest(BaseModel):
+    model_config = _REQUEST
+
+    rules: list[RuleRef]
+    """Every rule's id or name, in the new order."""
+
+
+class RulesetDocument(BaseModel):
+    """What ``apply`` takes (as JSON or YAML): the whole ruleset, and optionally the sources."""
+
+    model_config = _REQUEST
+
+    rules: list[Rule]
+    sources: dict[str, list[TeamName]] | None = None
+    """Token id -> the teams that own its alerts (replaces every assignment when given)."""

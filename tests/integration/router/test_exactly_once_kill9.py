@@ -1,7 +1,9 @@
 """Exactly-once mode (``ALERTYARD_ROUTER_EXACTLY_ONCE``): a router process killed -9 mid-stream
 and restarted (same ``transactional.id``); a team consumer reading ``read_committed`` sees
-every alert exactly once. A ``read_uncommitted`` reader shows the aborted copies that the
-kill left behind (so the kill did land mid-transaction)."""
+every alert exactly once. The kill lands inside an open transaction: the router is stopped
+(SIGSTOP) until a team partition's last stable offset is seen below its high watermark, which
+only an open transaction causes, and killed while stopped; a ``read_uncommitted`` reader shows
+the copies the restart's ``init_transactions`` aborted."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
 from redis.asyncio import Redis
 
 from services.rules.engine.model import Ruleset
@@ -44,6 +49,35 @@ RULESET = Ruleset.model_validate(
     }
 )
 SENT = 4_000
+STOP_ATTEMPTS = 200
+
+
+def _open_transaction(admin: AdminClient, topics: list[str], partitions: int) -> bool:
+    """True when some partition's last stable offset trails its high watermark."""
+    tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+
+    def latest(level: IsolationLevel) -> dict[tuple[str, int], int]:
+        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, isolation_level=level)
+        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+    stable = latest(IsolationLevel.READ_COMMITTED)
+    high = latest(IsolationLevel.READ_UNCOMMITTED)
+    return any(stable[k] < high[k] for k in high)
+
+
+async def _kill_inside_a_transaction(
+    proc: subprocess.Popen[bytes], admin: AdminClient, topics: list[str], partitions: int
+) -> None:
+    """SIGSTOP the router until a transaction is caught open, then SIGKILL it while stopped
+    (a stopped process cannot end the transaction it holds)."""
+    for _ in range(STOP_ATTEMPTS):
+        proc.send_signal(signal.SIGSTOP)
+        if await asyncio.to_thread(_open_transaction, admin, topics, partitions):
+            proc.send_signal(signal.SIGKILL)
+            return
+        proc.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0)  # yield to the collectors between attempts (not a wait)
+    raise AssertionError(f"no open transaction caught in {STOP_ATTEMPTS} stops")
 
 
 async def test_read_committed_consumer_sees_each_alert_once_across_kill9(
@@ -82,12 +116,15 @@ async def test_read_committed_consumer_sees_each_alert_once_across_kill9(
             send_stream(kafka_bootstrap, topics.alerts, ids, token=token, chunk=500)
         )
         await committed.wait_for(lambda: sum(seen(committed).values()) >= SENT // 4, within=60)
-        proc.send_signal(signal.SIGKILL)  # mid-stream, mid-transaction
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        partitions = settings.team_topic_partitions or topics.partitions
+        await _kill_inside_a_transaction(proc, admin, team_topics, partitions)
         await asyncio.to_thread(proc.wait, 10)
         await producing
         proc = start_service("router", env, log, sock=sock)
         await wait_ready(port, proc)
         await committed.wait_for(lambda: set(ids) <= set(seen(committed)), within=90)
+        await uncommitted.wait_for(lambda: set(ids) <= set(seen(uncommitted)), within=90)
         counts = seen(committed)
         raw = seen(uncommitted)
         duplicated = sum(counts.values()) - len(counts)

@@ -57,7 +57,8 @@ def _open_transaction(admin: AdminClient, topics: list[str], partitions: int) ->
     tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
 
     def latest(level: IsolationLevel) -> dict[tuple[str, int], int]:
-        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, isolation_level=level)
+        spec = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # untyped in the client
+        futures = admin.list_offsets(dict.fromkeys(tps, spec), isolation_level=level)
         return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
     stable = latest(IsolationLevel.READ_COMMITTED)

@@ -73,15 +73,20 @@ def dump_model(body: BaseModel, *, exclude_none: bool = False) -> dict[str, Any]
     return body.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
 
 
+_PIPED_WIDTH = 240
+
+
 def print_table(
     rows: list[dict[str, Any]], columns: list[str], *, title: str | None = None
 ) -> None:
+    # Values fold onto more lines rather than end in "…": an id cut short cannot be pasted back.
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    # Piped output (no terminal, so rich assumes 80 columns) gets one line per row for grep.
+    console.print(table, width=None if console.is_terminal else _PIPED_WIDTH)
 
 
 class ApiClient:

@@ -1,0 +1,97 @@
+"""Data-plane benchmark (issue #13 items 5 and 7, #14's decisions-topic cost).
+
+Same run, same broker, same pre-produced alerts (~300 bytes, keyed by dedup key, bearer
+header, 6 partitions, four team topics; acks=all, idempotent producers, commits only after
+delivery), each loop in a fresh consumer group, interleaved over ``ROUNDS`` rounds:
+
+(a) a bare confluent-kafka pipelined loop (the ceiling), (b) bench_router's bare aiokafka
+loop (continuity), (c) a Quix Streams app routing by a field (its own pinned environment),
+(d) the router process at least once, (e) exactly once (when the router has the setting),
+(f) with the decisions topic on. Then end-to-end latency at a steady 2,000 alerts/s (bare
+loop vs router), HTTP GET latency on a router routing a backlog, scale out over 12
+partitions, and the routing pause when a router joins or leaves.
+
+Environment: ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL`` (its db is flushed);
+``BENCH_DATAPLANE_ALERTS`` (default 40,000), ``BENCH_DATAPLANE_ROUNDS`` (default 2),
+``BENCH_DATAPLANE_LOOPS`` (comma list of loop names, default all),
+``BENCH_DATAPLANE_PARTS`` (comma list of throughput,latency,http,scale,rebalance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from bench.dataplane.report import summarise
+from bench.dataplane.router_proc import setting_available
+from bench.dataplane.throughput import loops, quix_environment_ready
+from bench.dataplane.workload import Workload, env, new_topics, preload, prepare
+from shared.logging import configure_logging
+
+PARTITIONS = 6
+PARTS = ("throughput", "latency", "http", "scale", "rebalance")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+async def _throughput(work: Workload, count: int, rounds: int) -> dict[str, Any]:
+    topics = new_topics(PARTITIONS)
+    await preload(work, topics, count)
+    exactly_once = setting_available("exactly_once")
+    if not quix_environment_ready():
+        raise RuntimeError("the pinned Quix Streams environment could not be installed")
+    only = set(filter(None, os.environ.get("BENCH_DATAPLANE_LOOPS", "").split(",")))
+    chosen = {
+        n: loop for n, loop in loops(exactly_once=exactly_once).items() if n in only or not only
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for n in range(rounds):
+        for name, loop in chosen.items():
+            result = await loop(work, topics, count)
+            runs.setdefault(name, []).append(result)
+            rate = count / result["seconds"]
+            print(f"round {n + 1} {name}: {rate:,.0f}/s", file=sys.stderr, flush=True)
+    figures: dict[str, Any] = {}
+    for name, results in runs.items():
+        seconds = [r["seconds"] for r in results]
+        figures[name] = {
+            "per_s": round(count * len(seconds) / sum(seconds)),
+            "per_s_by_round": [round(count / s) for s in seconds],
+        }
+        stages = [r["stages_us"] for r in results if r.get("stages_us")]
+        if stages:
+            figures[name]["stages_us"] = stages[-1]
+    if not exactly_once:
+        figures["router_exactly_once"] = "not available (no ALERTYARD_ROUTER_EXACTLY_ONCE)"
+    return {"alerts": count, "rounds": rounds, "partitions": PARTITIONS, "loops": figures}
+
+
+async def _run() -> dict[str, Any]:
+    bootstrap, redis_url = env()
+    work = await prepare(bootstrap, redis_url)
+    count = _int("BENCH_DATAPLANE_ALERTS", 40_000)
+    rounds = _int("BENCH_DATAPLANE_ROUNDS", 2)
+    parts = os.environ.get("BENCH_DATAPLANE_PARTS", ",".join(PARTS)).split(",")
+    load_before = os.getloadavg()
+    result: dict[str, Any] = {}
+    if "throughput" in parts:
+        result["throughput"] = await _throughput(work, count, rounds)
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    result["summary"] = summarise(result)
+    return result
+
+
+def run() -> dict[str, Any]:
+    """Entry point for ``python -m bench`` (see bench/__main__.py)."""
+    configure_logging("warning", "json")
+    return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

@@ -33,6 +33,7 @@ __all__ = [
     "start_router",
     "wait_committed",
     "wait_group",
+    "wait_rebalancing",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,6 +172,19 @@ def wait_group(bootstrap: str, group: str, members: int, within: float = 90.0) -
             return time.perf_counter()
         time.sleep(0.01)
     raise RuntimeError(f"group {group} not stable with {members} members within {within} s")
+
+
+def wait_rebalancing(bootstrap: str, group: str, members: int, within: float = 90.0) -> float:
+    """Block until ``group`` leaves the stable state or no longer has ``members`` members (a
+    KIP-848 group may reconcile between two polls); returns that moment."""
+    admin = _admin(bootstrap)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        if found.state != ConsumerGroupState.STABLE or len(found.members) != members:
+            return time.perf_counter()
+        time.sleep(0.01)
+    raise RuntimeError(f"group {group} did not start rebalancing within {within} s")
 
 
 def committed_total(reader: Consumer, topic: str, partitions: int) -> int:

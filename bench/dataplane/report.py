@@ -48,5 +48,11 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             "ratio": _ratio(routed, bare),
             "target": "<= 1.1",
             "met": (_ratio(routed, bare) or 99) <= 1.1,
+            "ratio_by_round": [
+                _ratio(r["p99_ms"], b["p99_ms"])
+                for r, b in zip(
+                    latency["rounds"]["router"], latency["rounds"]["bare_librdkafka"], strict=True
+                )
+            ],
         }
     return summary

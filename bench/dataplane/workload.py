@@ -95,7 +95,14 @@ async def preload(work: Workload, topics: TopicSettings, count: int) -> list[str
     team_topics = [topics.team_topic(t) for t in TEAMS]
     await ensure_topics(
         work.bootstrap,
-        [topics.alerts, *team_topics, topics.unrouted, topics.rejected, topics.decisions],
+        [
+            topics.alerts,
+            *team_topics,
+            topics.unrouted,
+            topics.rejected,
+            topics.decisions,
+            topics.audit,
+        ],
         partitions=topics.partitions,
     )
     producer = librdkafka_producer(work.bootstrap)

@@ -56,3 +56,81 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             ],
         }
     return summary
+
+
+def _cell(figure: Any) -> str:
+    if isinstance(figure, dict):
+        rounds = ", ".join(f"{r:,}" for r in figure["per_s_by_round"])
+        return f"{figure['per_s']:,}/s (rounds {rounds})"
+    return str(figure)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The figures as the Markdown tables of docs/benchmarks.md."""
+    out: list[str] = []
+    throughput = result.get("throughput")
+    if throughput:
+        out += ["| loop | alerts/s | router (at least once) ÷ loop |", "|---|---|---|"]
+        loops = throughput["loops"]
+        router = _rate(loops, "router_at_least_once")
+        for name, figure in loops.items():
+            ratio = _ratio(router, _rate(loops, name)) if name != "router_at_least_once" else None
+            out.append(f"| {name} | {_cell(figure)} | {ratio if ratio else '—'} |")
+        stages = loops.get("router_at_least_once", {}).get("stages_us")
+        if stages:
+            out += [
+                "",
+                "Router stages (us per record): "
+                + ", ".join(f"{k} {v}" for k, v in stages.items()),
+            ]
+    latency = result.get("latency")
+    if latency:
+        out += ["", "| at 2,000/s | p50 ms | p99 ms | max ms |", "|---|---|---|---|"]
+        for name in ("bare_librdkafka", "router"):
+            for n, r in enumerate(latency["rounds"][name], 1):
+                out.append(f"| {name} round {n} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} |")
+    http = result.get("http_under_load")
+    if http:
+        out += ["", "| HTTP GET | p50 ms | p99 ms | max ms | requests |", "|---|---|---|---|---|"]
+        for when in ("under_load", "idle"):
+            for route in ("lookup", "healthz"):
+                r = http[when][route]
+                out.append(
+                    f"| {route} {when} | {r.get('p50_ms')} | {r.get('p99_ms')} | "
+                    f"{r.get('max_ms')} | {r['requests']} |"
+                )
+        out.append(f"\nRouted while probed: {http['routed_per_s_while_probed']:,}/s")
+    scale = result.get("scale_out")
+    if scale:
+        out += ["", "| routers | total/s | per process/s | lookups found |", "|---|---|---|---|"]
+        for s in scale:
+            per = ", ".join(f"{p:,}" for p in s["per_process_per_s"])
+            found = ", ".join(s["lookups_found_per_process"])
+            out.append(f"| {s['processes']} | {s['total_per_s']:,} | {per} | {found} |")
+    pauses = result.get("routing_pause")
+    if pauses:
+        out += [
+            "",
+            "| protocol | event | kept partitions | largest gap kept (ms) | largest gap all (ms) "
+            "| rebalance (s) | quiet gap (ms) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for p in pauses:
+            for event in ("join", "leave"):
+                e = p[event]
+                out.append(
+                    f"| {p['protocol']} | {event} | {e['partitions_kept']} | "
+                    f"{e['largest_gap_kept_ms']} | {e['largest_gap_all_ms']} | "
+                    f"{e['rebalance_s']} | {p['quiet_window_largest_gap_ms']} |"
+                )
+    load = result.get("load_average")
+    if load:
+        out.append(f"\nLoad average before/after: {load['before'][0]:.1f} / {load['after'][0]:.1f}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(open(sys.argv[1]).read())))  # noqa: SIM115 - a CLI aid

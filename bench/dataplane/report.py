@@ -132,5 +132,6 @@ def markdown(result: dict[str, Any]) -> str:
 if __name__ == "__main__":
     import json
     import sys
+    from pathlib import Path
 
-    print(markdown(json.loads(open(sys.argv[1]).read())))  # noqa: SIM115 - a CLI aid
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))

@@ -7,15 +7,28 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from bench.dataplane import bare_confluent
 from bench.dataplane.report import summarise
 from bench.dataplane.throughput import run_router
-from bench.dataplane.workload import new_topics, preload, prepare
+from bench.dataplane.workload import TEAMS, new_topics, preload, prepare
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 ALERTS = 300
+
+
+def _copies(bootstrap: str, topics: list[str]) -> int:
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return sum(
+            reader.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            for t in topics
+            for p in range(6)
+        )
+    finally:
+        reader.close()
 
 
 async def test_harness_routes_tiny_workload(kafka_bootstrap: str, redis_url: str) -> None:
@@ -35,5 +48,7 @@ async def test_harness_routes_tiny_workload(kafka_bootstrap: str, redis_url: str
         "bare_librdkafka": {"per_s": ALERTS / seconds},
         "router_at_least_once": {"per_s": ALERTS / router["seconds"]},
     }
+    # Each alert matches one team: one copy from each loop, nothing lost or doubled here.
+    assert _copies(kafka_bootstrap, [topics.team_topic(t) for t in TEAMS]) == 2 * ALERTS
     summary = summarise({"throughput": {"loops": loops}})
     assert summary["router_vs_bare_librdkafka"]["ratio"] is not None

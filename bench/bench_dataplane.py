@@ -65,6 +65,7 @@ async def _throughput(work: Workload, count: int, rounds: int) -> dict[str, Any]
         figures[name] = {
             "per_s": round(count * len(seconds) / sum(seconds)),
             "per_s_by_round": [round(count / s) for s in seconds],
+            "best_round_per_s": round(count / min(seconds)),
         }
         stages = [r["stages_us"] for r in results if r.get("stages_us")]
         if stages:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import stamina
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from services.router.decisions import DecisionRecord, DecisionStore
+from services.router.publisher import Producing
+from shared.kafka_native import DeliveryBatch
 from shared.logging import get_logger
 
-__all__ = ["DecisionIndexer", "DecisionLog", "record_from_message"]
+__all__ = ["DecisionIndexer", "DecisionLog", "DecisionsNotDeliveredError", "record_from_message"]
 
 log = get_logger(__name__)
 
@@ -32,34 +34,50 @@ SCOPES_HEADER: Final = "alertyard-decision-scopes"
 
 
 class DecisionLog:
-    """The producer side: decision records onto the decisions topic."""
+    """The producer side: decision records onto the decisions topic (the router's own
+    librdkafka producer, so in exactly-once mode they are part of its transaction)."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: Producing, topic: str) -> None:
         self._producer = producer
         self._topic = topic
 
-    async def send(self, records: Iterable[DecisionRecord]) -> list[asyncio.Future[Any]]:
-        """Hand every record to the producer; returns the futures of their acks."""
-        futures = []
-        for record in records:
-            headers = [
-                (MEMBER_HEADER, record.member.encode()),
-                (SCOPES_HEADER, "\n".join(record.scopes).encode()),
-            ]
-            futures.append(
-                await self._producer.send(
-                    self._topic,
-                    value=record.body.encode(),
-                    key=record.alert_id.encode(),
-                    headers=headers,
-                )
+    def send(self, records: Sequence[DecisionRecord]) -> DeliveryBatch:
+        """Hand every record to the producer; returns their pending delivery reports."""
+        topic = self._topic
+        messages = [
+            (
+                topic,
+                record.alert_id.encode(),
+                record.body.encode(),
+                [
+                    (MEMBER_HEADER, record.member.encode()),
+                    (SCOPES_HEADER, "\n".join(record.scopes).encode()),
+                ],
             )
-        return futures
+            for record in records
+        ]
+        delivery = DeliveryBatch(asyncio.get_running_loop(), len(messages))
+        handed, refused, error = self._producer.produce_batch(
+            messages, delivery, range(len(messages))
+        )
+        delivery.seal(handed)
+        if refused:  # the local queue is full: the router replays the batch
+            raise DecisionsNotDeliveredError(f"{len(refused)} decisions refused: {error}")
+        return delivery
 
     @staticmethod
-    async def settle(futures: Sequence[asyncio.Future[Any]]) -> None:
+    async def settle(deliveries: Sequence[DeliveryBatch]) -> None:
         """Wait for every ack; a failure raises, and the router replays the batch."""
-        await asyncio.gather(*futures)
+        for delivery in deliveries:
+            await delivery.wait()
+            if delivery.failed:
+                raise DecisionsNotDeliveredError(
+                    f"{len(delivery.failed)} decisions not delivered: {delivery.error}"
+                )
+
+
+class DecisionsNotDeliveredError(Exception):
+    """Decision records Kafka did not acknowledge: the batch is replayed, never committed."""
 
 
 def record_from_message(message: Any) -> DecisionRecord:

@@ -1,11 +1,17 @@
-"""The router's hot path: a plain aiokafka consumer loop, one batch at a time.
+"""The router's hot path: a librdkafka (confluent-kafka) consumer loop, one batch at a time.
 
-``getmany`` -> inspect every record (no I/O) -> authenticate each distinct token once ->
-evaluate the live ruleset -> ``send`` every output record -> gather the acks -> record the
-decisions -> commit the offsets. An offset is committed only after every publish of its batch
-and of all earlier batches is acknowledged (``acks=all``), so a crash at any point re-delivers
-what was not yet committed: at least once, duplicates only from the uncommitted batches. See
-``docs/delivery.md``.
+fetch -> inspect every record (no I/O) -> authenticate each distinct token once -> evaluate the
+live ruleset -> ``produce`` every output record -> gather the delivery reports -> record the
+decisions -> commit the offsets. An offset is committed only after every copy of its batch and
+of all earlier batches is acknowledged (``acks=all``), so a crash at any point re-delivers what
+was not yet committed: at least once, duplicates only from the uncommitted batches.
+
+With ``ALERTYARD_ROUTER_EXACTLY_ONCE`` the copies, unrouted, rejected and decision records and
+the consumed offsets go into one Kafka transaction per settled group of batches; an abort
+rewinds to the committed position. See ``docs/delivery.md``.
+
+The blocking librdkafka calls run on their own threads (``shared/kafka_native.py``): the event
+loop that also serves the HTTP API never waits on a fetch, a flush or a commit.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,8 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
+from confluent_kafka import Message
 
 from services.router.authn import AuthRetryInterrupted, authenticate_batch
 from services.router.committer import OffsetCommitter
@@ -29,38 +36,68 @@ from services.router.decision_log import DecisionLog
 from services.router.decisions import DecisionEncoder, DecisionRecord, DecisionWriter
 from services.router.intake import IntakeOptions, inspect_batch
 from services.router.metrics import RouterMetrics
-from services.router.partitioner import KeyPartitioner
 from services.router.plan import BatchPlan, plan_batch
 from services.router.ports import RulesetSource
 from services.router.publisher import BatchPublisher, Pending
 from services.router.topics import TopicProvisioner
 from shared.auth import TokenValidator
-from shared.kafka import ensure_topics, make_consumer, make_producer
+from shared.kafka import ensure_topics
+from shared.kafka_native import (
+    Delivered,
+    DeliveryBatch,
+    NativeConsumer,
+    NativeProducer,
+    PartitionKey,
+    RebalanceHandler,
+    consumer_config,
+    producer_config,
+)
 from shared.logging import get_logger
 from shared.settings import RouterSettings
 
-__all__ = ["AlertRouter", "BatchResult", "consumer_settings", "producer_settings"]
+__all__ = [
+    "AlertRouter",
+    "BatchResult",
+    "consumer_settings",
+    "producer_settings",
+    "transactional_id",
+]
 
 log = get_logger(__name__)
 
+_STUCK_S = 0.5
+"""A dispatch this slow is waiting (for Redis): the fetch thread keeps polling meanwhile."""
+
 _STAGES = ("inspect_ms", "auth_ms", "plan_ms", "send_ms", "acks_ms", "decide_ms", "offsets_ms")
 
-Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+Batch = Mapping[PartitionKey, Sequence[Message]]
+
+
+def transactional_id(settings: RouterSettings) -> str:
+    """This instance's ``transactional.id``: stable across restarts of the same instance, so
+    a restarted router fences its predecessor and aborts the transaction it left open."""
+    return settings.transactional_id or f"{settings.group_id}-{socket.gethostname()}"
 
 
 def producer_settings(settings: RouterSettings) -> dict[str, Any]:
-    """The router's producer options on top of ``shared.kafka.make_producer`` (acks=all,
-    idempotent): no linger (a batch's records are handed over together anyway) and the
-    faster, equivalent murmur2 partitioner."""
-    return {"linger_ms": settings.producer_linger_ms, "partitioner": KeyPartitioner()}
+    """The router's librdkafka producer settings (``shared.kafka_native.producer_config``)."""
+    return producer_config(
+        settings.kafka_bootstrap_servers,
+        linger_ms=settings.producer_linger_ms,
+        transactional_id=transactional_id(settings) if settings.exactly_once else None,
+        **{"client.id": f"{settings.group_id}-producer"},
+    )
 
 
 def consumer_settings(settings: RouterSettings) -> dict[str, Any]:
-    """The router's consumer options on top of ``shared.kafka.make_consumer``."""
-    return {
-        "max_poll_records": settings.batch_max_records,
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
-    }
+    """The router's librdkafka consumer settings (``shared.kafka_native.consumer_config``)."""
+    return consumer_config(
+        settings.kafka_bootstrap_servers,
+        group_id=settings.group_id,
+        group_protocol=settings.group_protocol,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        **{"client.id": f"{settings.group_id}-consumer"},
+    )
 
 
 class BatchResult:
@@ -79,6 +116,7 @@ class BatchResult:
 class _InFlight:
     """A batch whose records were handed to the producer; acks not yet gathered."""
 
+    seq: int
     batch: Batch
     plan: BatchPlan
     pending: Pending
@@ -88,34 +126,7 @@ class _InFlight:
     version: int
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, router: AlertRouter) -> None:
-        self._router = router
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Finish (publish + commit) the batches in hand before the partitions move on. A batch
-        # whose tokens wait for Redis gives way (it is replayed): the rebalance never waits
-        # for an outage.
-        self._router.control_waiting.set()
-        try:
-            async with self._router.batch_lock:
-                await self._router.drain()
-                self._router.release(revoked)
-        finally:
-            if not self._router.stopping:
-                self._router.control_waiting.clear()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._router.assigned = set(assigned)
-        self._router.metrics.assigned_partitions.set(len(assigned))
-        if assigned:
-            self._router.partitions_assigned.set()
-        log.info(
-            "partitions_assigned", partitions=sorted(f"{t.topic}/{t.partition}" for t in assigned)
-        )
-
-
-class AlertRouter:
+class AlertRouter(RebalanceHandler):
     """Consumes the alerts topic and routes it; ``run`` until ``stop``."""
 
     def __init__(
@@ -132,7 +143,7 @@ class AlertRouter:
         self.settings = settings
         self.metrics = metrics or RouterMetrics()
         self.decisions = decisions
-        self.assigned: set[TopicPartition] = set()
+        self.assigned: set[PartitionKey] = set()
         self.partitions_assigned = asyncio.Event()
         """Set once the group has given this router partitions (tests await it)."""
         self.batch_lock = asyncio.Lock()
@@ -142,12 +153,12 @@ class AlertRouter:
         self._ruleset = ruleset
         self._consumer_options = dict(consumer_options or {})
         self._producer_options = dict(producer_options or {})
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._consumer: NativeConsumer | None = None
+        self._producer: NativeProducer | None = None
         self._publisher: BatchPublisher | None = None
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._positions: dict[TopicPartition, int] = {}
+        self._positions: dict[PartitionKey, int] = {}
         topics = settings.topics
         self._topics = TopicProvisioner(
             settings.kafka_bootstrap_servers,
@@ -160,11 +171,28 @@ class AlertRouter:
             alertmanager=settings.formats.alertmanager,
         )
         self.batches = 0
+        self.revocations: list[int] = []
+        """Partitions given up per revoke (tests check a rebalance was incremental)."""
         self._retries_counted = 0
-        self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue(settings.pipeline_depth)
-        self._rewind: dict[TopicPartition, int] = {}
+        # Unbounded queue, bounded by the slots: a batch is queued in the same step as its
+        # records are produced, so (exactly once) no commit can slip between the two.
+        self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(settings.pipeline_depth)
+        self._seq = itertools.count(1)
+        self._last_seq: dict[PartitionKey, int] = {}
+        self._settled_seq = 0
+        self._settled = asyncio.Condition()
+        self._settle_dead = False
+        self._rewind: dict[PartitionKey, int] = {}
         self._committer: OffsetCommitter | None = None
         self._decision_log: DecisionLog | None = None
+        self._exactly_once = settings.exactly_once
+        self._txn_lock = asyncio.Lock()
+        self._txn_open = False
+        self._prefetch: asyncio.Task[dict[PartitionKey, list[Message]]] | None = None
+        self._idle = asyncio.Event()
+        """Clear while a batch is being dispatched (see :meth:`_fetch_ahead`)."""
+        self._idle.set()
 
     @property
     def ready(self) -> bool:
@@ -182,26 +210,34 @@ class AlertRouter:
             replication_factor=s.topics.replication_factor,
         )
         await self._topics.ensure(s.topics.team_topic(t) for t in s.provision_teams)
-        producer_options = {**producer_settings(s), **self._producer_options}
-        self._producer = make_producer(s.kafka_bootstrap_servers, **producer_options)
-        await self._producer.start()
+        self._producer = NativeProducer({**producer_settings(s), **self._producer_options})
+        if self._exactly_once:  # fences an earlier incarnation, aborts what it left open
+            await self._producer.init_transactions()
+            log.info("transactions_initialised", transactional_id=transactional_id(s))
         self._publisher = BatchPublisher(
-            self._producer, self._topics, max_backoff_s=s.publish_retry_max_backoff_s
+            self._producer,
+            self._topics,
+            max_backoff_s=s.publish_retry_max_backoff_s,
+            retry_failed=not self._exactly_once,  # there a failure aborts and replays instead
         )
         if s.decisions_via_topic:
             self._decision_log = DecisionLog(self._producer, s.topics.decisions)
-        options = {**consumer_settings(s), **self._consumer_options}
-        self._consumer = make_consumer(s.kafka_bootstrap_servers, group_id=s.group_id, **options)
-        self._consumer.subscribe([s.topics.alerts, *s.topic_tokens], listener=_Rebalance(self))
+        self._consumer = NativeConsumer(
+            {**consumer_settings(s), **self._consumer_options},
+            [s.topics.alerts, *s.topic_tokens],
+            self,
+            callback_timeout_s=s.shutdown_drain_s + 30,
+        )
         await self._consumer.start()
         self.decisions.start()
 
     async def run(self) -> None:
         """Route batches until :meth:`stop`; every batch in hand is finished first.
 
-        Two stages overlap: while the acks of batch N are awaited (:meth:`_settle_loop`), batch
-        N+1 is already inspected, planned and handed to the producer. Acks are settled in batch
-        order and only then are offsets handed to the background committer.
+        Three stages overlap: the fetch thread reads batch N+2 while batch N+1 is inspected,
+        planned and produced on the loop, while the acks of batch N are awaited
+        (:meth:`_settle_loop`). Acks are settled in batch order and only then are offsets
+        handed to the background committer (or, exactly once, sent in the transaction).
         """
         consumer = self._consumer
         if consumer is None:
@@ -219,22 +255,66 @@ class AlertRouter:
                 if not self._ruleset.loaded:
                     await self._wait(0.05)  # no ruleset yet: routing now would misroute
                     continue
-                batch = await consumer.getmany(
-                    timeout_ms=self.settings.batch_timeout_ms,
-                    max_records=self.settings.batch_max_records,
-                )
+                if self._prefetch is None:
+                    self._prefetch = self._fetch(consumer)
+                batch = await self._prefetch
+                self._prefetch = None
                 if not batch:
                     self.metrics.decisions_buffered.set(self.decisions.buffered)
                     continue
-                async with self.batch_lock:
-                    await self._dispatch_or_rewind(batch)
+                self._idle.clear()
+                if not self._stopping.is_set():
+                    self._prefetch = self._fetch(consumer)  # reads on while this is routed
+                try:
+                    async with self.batch_lock:
+                        await self._dispatch_or_rewind(batch)
+                finally:
+                    self._idle.set()
         finally:
+            await self._discard_prefetch()  # not dispatched, not committed: read again later
             if not settler.done():
-                await self._inflight.put(None)  # the settle stage finishes what is queued
+                self._inflight.put_nowait(None)  # the settle stage finishes what is queued
             with contextlib.suppress(asyncio.CancelledError):
                 await settler
             await self._committer.stop()  # the last acknowledged offsets are committed
             self._stopped.set()
+
+    def _fetch(self, consumer: NativeConsumer) -> asyncio.Task[dict[PartitionKey, list[Message]]]:
+        return asyncio.create_task(self._fetch_ahead(consumer), name="router-fetch")
+
+    async def _fetch_ahead(self, consumer: NativeConsumer) -> dict[PartitionKey, list[Message]]:
+        """The next batch, read while the current one is routed. librdkafka runs rebalance
+        callbacks only inside a fetch, so when routing is stuck (a token check waiting for
+        Redis) this keeps polling, partitions paused, until it is done: a rebalance or a
+        shutdown then interrupts the wait instead of waiting for it."""
+        s = self.settings
+        batch = await consumer.fetch(s.batch_max_records, s.batch_timeout_ms / 1000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=_STUCK_S)
+        if self._idle.is_set():
+            return batch
+        until = threading.Event()
+        polling = asyncio.ensure_future(consumer.keep_polling(until))
+        try:
+            await self._idle.wait()
+        finally:
+            until.set()
+            strays = await polling
+        for tp, records in strays.items():
+            batch.setdefault(tp, []).extend(records)
+        return batch
+
+    async def _discard_prefetch(self) -> None:
+        """Drop a fetched batch that will not be dispatched; seek back so it is read again."""
+        task, self._prefetch = self._prefetch, None
+        if task is None:
+            return
+        try:
+            batch = await task
+        except Exception as exc:  # closing: nothing was dispatched from it
+            log.warning("fetch_failed", error=repr(exc))
+            return
+        self._mark_rewind(batch)
 
     @property
     def stopping(self) -> bool:
@@ -248,9 +328,12 @@ class AlertRouter:
             await asyncio.wait_for(self._stopped.wait(), timeout=self.settings.shutdown_drain_s)
         await self.decisions.stop()
         if self._consumer is not None:
-            await self._consumer.stop()
+            await self._consumer.close()  # the revoke callback finds nothing left in hand
         if self._producer is not None:
-            await self._producer.stop()
+            if self._txn_open:
+                with contextlib.suppress(Exception):
+                    await self._producer.abort_transaction()
+            await self._producer.close()
 
     async def drain(self) -> None:
         """Wait until every dispatched batch is acknowledged and committed (or rewound)."""
@@ -258,10 +341,63 @@ class AlertRouter:
         if self._committer is not None:
             await self._committer.flush()
 
-    def release(self, revoked: Iterable[TopicPartition]) -> None:
-        """Forget partitions taken away by a rebalance (after :meth:`drain`)."""
+    # Rebalance callbacks: librdkafka calls them on the fetch thread, which waits for these
+    # coroutines on the loop before it moves the partitions (shared/kafka_native.py).
+
+    async def on_assigned(self, partitions: list[PartitionKey]) -> None:
+        self.assigned |= set(partitions)
+        self.metrics.assigned_partitions.set(len(self.assigned))
+        if self.assigned:
+            self.partitions_assigned.set()
+        log.info(
+            "partitions_assigned",
+            partitions=sorted(f"{t}/{p}" for t, p in partitions),
+            total=len(self.assigned),
+        )
+
+    async def on_revoked(self, partitions: list[PartitionKey]) -> None:
+        """Finish (publish + commit) the batches that hold these partitions, commit only these
+        partitions, then let them go; the other partitions stay assigned and keep routing. A
+        batch whose tokens wait for Redis gives way (it is replayed): a rebalance never waits
+        for an outage."""
+        if not partitions:
+            return
+        gone = set(partitions)
+        self.control_waiting.set()
+        try:
+            async with self.batch_lock:
+                target = max((self._last_seq.get(tp, 0) for tp in gone), default=0)
+                async with self._settled:
+                    await self._settled.wait_for(
+                        lambda: self._settled_seq >= target or self._settle_dead
+                    )
+                if self._committer is not None:
+                    await self._committer.flush(gone)
+                self.release(gone)
+        finally:
+            if not self._stopping.is_set():
+                self.control_waiting.clear()
+        self.revocations.append(len(gone))
+        log.info(
+            "partitions_revoked",
+            partitions=sorted(f"{t}/{p}" for t, p in gone),
+            kept=len(self.assigned),
+        )
+
+    async def on_lost(self, partitions: list[PartitionKey]) -> None:
+        """Gone without a revoke (the session expired): another member re-reads from the last
+        commit; nothing of them is committed from here any more."""
+        self.release(partitions)
+        log.warning("partitions_lost", partitions=sorted(f"{t}/{p}" for t, p in partitions))
+
+    def release(self, revoked: Iterable[PartitionKey]) -> None:
+        """Forget partitions taken away by a rebalance (after their batches settled)."""
         revoked = set(revoked)
         self.assigned -= revoked
+        self.metrics.assigned_partitions.set(len(self.assigned))
+        for tp in revoked:
+            self._rewind.pop(tp, None)  # the next owner starts from the committed offset
+            self._last_seq.pop(tp, None)
         if self._committer is not None:
             self._committer.forget(revoked)
 
@@ -270,20 +406,25 @@ class AlertRouter:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _dispatch_or_rewind(self, batch: Batch) -> None:
+        await self._slots.acquire()  # at most pipeline_depth batches in flight
         try:
             inflight = await self._dispatch(batch)
         except asyncio.CancelledError:
+            self._slots.release()
             raise
         except AuthRetryInterrupted as cut:  # a rebalance or shutdown first; replay it after
+            self._slots.release()
             log.info("batch_deferred_for_control", reason=str(cut), partitions=len(batch))
             self._mark_rewind(batch)
             return
         except Exception:  # a bug or an unforeseen outage: replay the batch, never skip it
+            self._slots.release()
             log.exception("batch_failed_rewinding", partitions=len(batch))
             self._mark_rewind(batch)
             await self._wait(1.0)
             return
-        await self._inflight.put(inflight)  # bounded: at most pipeline_depth batches in flight
+        for tp in batch:
+            self._last_seq[tp] = inflight.seq
 
     async def _dispatch(self, batch: Batch) -> _InFlight:
         """Stage 1: inspect, authenticate, evaluate, and hand every record to the producer."""
@@ -305,67 +446,103 @@ class AlertRouter:
         marks.append(time.perf_counter())
         plan = plan_batch(inbounds, auth, ruleset, self.settings.topics)
         marks.append(time.perf_counter())
-        pending = await publisher.enqueue(plan.messages)
-        marks.append(time.perf_counter())
-        return _InFlight(batch, plan, pending, received_at, started, marks, ruleset.version)
+        async with self._txn_lock:  # exactly once: never between a commit and the next begin
+            if self._exactly_once and not self._txn_open:
+                assert self._producer is not None  # set by start()
+                self._producer.begin_transaction()
+                self._txn_open = True
+            pending = await publisher.enqueue(plan.messages)
+            marks.append(time.perf_counter())
+            inflight = _InFlight(
+                next(self._seq), batch, plan, pending, received_at, started, marks, ruleset.version
+            )
+            self._inflight.put_nowait(inflight)
+        return inflight
 
-    async def _settle_loop(self, consumer: AIOKafkaConsumer) -> None:
+    async def _settle_loop(self, consumer: NativeConsumer) -> None:
         """Stage 2, in batch order: gather acks, record decisions, commit offsets.
 
         Batches that queued up while the previous commit was in flight are settled together
         and committed with one request: under load, commits do not become the bottleneck.
+        Exactly once, a group is every batch of the open transaction.
         """
         finished = False
-        while not finished:
-            group: list[_InFlight] = []
-            item = await self._inflight.get()
-            taken = 1
-            while item is not None:
-                group.append(item)
-                if self._inflight.empty():
-                    break
-                item = self._inflight.get_nowait()
-                taken += 1
-            finished = item is None
-            try:
-                if self._rewind:  # an earlier batch failed: replay these too
-                    for inflight in group:
-                        self._mark_rewind(inflight.batch)
-                elif group:
-                    await self._settle_group(consumer, group)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # replay from these batches on; never commit past them
-                log.exception("batch_failed_rewinding", batches=len(group))
-                for inflight in group:
-                    self._mark_rewind(inflight.batch)
-            finally:
-                for _ in range(taken):
-                    self._inflight.task_done()
+        try:
+            while not finished:
+                group: list[_InFlight] = []
+                item = await self._inflight.get()
+                taken = 1
+                async with self._txn_lock if self._exactly_once else contextlib.nullcontext():
+                    while item is not None:
+                        group.append(item)
+                        if self._inflight.empty():
+                            break
+                        item = self._inflight.get_nowait()
+                        taken += 1
+                    finished = item is None
+                    try:
+                        if self._rewind:  # an earlier batch failed: replay these too
+                            await self._give_up(group)
+                        elif group:
+                            await self._settle_group(consumer, group)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # replay from these batches on; never commit past them
+                        log.exception("batch_failed_rewinding", batches=len(group))
+                        await self._give_up(group)
+                    finally:
+                        for _ in range(taken):
+                            self._inflight.task_done()
+                        for _ in group:
+                            self._slots.release()
+                if group:
+                    async with self._settled:
+                        self._settled_seq = group[-1].seq
+                        self._settled.notify_all()
+        finally:
+            async with self._settled:
+                self._settle_dead = True
+                self._settled.notify_all()
 
-    async def _settle_group(self, consumer: AIOKafkaConsumer, group: list[_InFlight]) -> None:
+    async def _give_up(self, group: list[_InFlight]) -> None:
+        """Replay these batches (exactly once: after aborting their transaction)."""
+        for inflight in group:
+            self._mark_rewind(inflight.batch)
+        if self._exactly_once and self._txn_open:
+            await self._abort()
+
+    async def _abort(self) -> None:
+        assert self._producer is not None  # set by start()
+        self._txn_open = False
+        await self._producer.abort_transaction()  # a fatal error (fenced) stops the router
+        log.warning("transaction_aborted")
+
+    async def _settle_group(self, consumer: NativeConsumer, group: list[_InFlight]) -> None:
         publisher = self._publisher
         assert publisher is not None  # set by start(), before any dispatch
-        offsets: dict[TopicPartition, int] = {}
-        decision_acks: list[asyncio.Future[Any]] = []
+        offsets: dict[PartitionKey, int] = {}
+        decision_acks: list[DeliveryBatch] = []
         for inflight in group:
             plan = inflight.plan
-            metadata = await publisher.settle(plan.messages, inflight.pending)
+            placed = await publisher.settle(plan.messages, inflight.pending)
             inflight.marks.append(time.perf_counter())
             routed_at = datetime.now(UTC)
-            decided = _decisions(plan, metadata, inflight.received_at, routed_at)
+            decided = _decisions(plan, placed, inflight.received_at, routed_at)
             if self._decision_log is not None:  # part of the at-least-once unit
-                decision_acks.extend(await self._decision_log.send(decided))
+                decision_acks.append(self._decision_log.send(decided))
             else:  # written in the background: routing does not wait for Redis
                 self.decisions.add(decided)
             inflight.marks.append(time.perf_counter())
             for tp, records in inflight.batch.items():
-                if records:
-                    offsets[tp] = max(offsets.get(tp, 0), records[-1].offset + 1)
+                if records and tp in self.assigned:  # a lost partition is another's now
+                    offsets[tp] = max(offsets.get(tp, 0), (records[-1].offset() or 0) + 1)
         if decision_acks:  # acknowledged before the offsets move (a failure replays the group)
             await DecisionLog.settle(decision_acks)
-        assert self._committer is not None  # created by run()
-        self._committer.advance(offsets)  # committed in the background, latest wins
+        if self._exactly_once:
+            await self._commit_transaction(consumer, offsets)
+        else:
+            assert self._committer is not None  # created by run()
+            self._committer.advance(offsets)  # committed in the background, latest wins
         committed = time.perf_counter()
         for inflight in group:
             marks = [*inflight.marks, committed]
@@ -377,21 +554,34 @@ class AlertRouter:
             self._account(inflight.plan, count, inflight.version, inflight.started, stages)
         self._update_lag(consumer, offsets)
 
+    async def _commit_transaction(
+        self, consumer: NativeConsumer, offsets: Mapping[PartitionKey, int]
+    ) -> None:
+        """The consumed offsets join the transaction; then it commits (all or nothing)."""
+        producer = self._producer
+        assert producer is not None  # set by start()
+        if offsets:
+            await producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        await producer.commit_transaction()
+        self._txn_open = False
+
     def _mark_rewind(self, batch: Batch) -> None:
         for tp, records in batch.items():
             if records:
-                first = records[0].offset
+                first = records[0].offset() or 0
                 self._rewind[tp] = min(first, self._rewind.get(tp, first))
 
-    async def _apply_rewind(self, consumer: AIOKafkaConsumer) -> None:
-        """Seek back to the first record of the oldest failed batch, once nothing is in flight."""
+    async def _apply_rewind(self, consumer: NativeConsumer) -> None:
+        """Seek back to the first record of the oldest failed batch, once nothing is in flight
+        (exactly once: after aborting what is open, so the replay starts from the committed
+        position)."""
+        await self._discard_prefetch()  # before the lock: the fetch may wait in a revoke
         async with self.batch_lock:
             await self.drain()
+            if self._exactly_once and self._txn_open:
+                await self._abort()
             rewind, self._rewind = self._rewind, {}
-            assigned = consumer.assignment()
-            for tp, offset in rewind.items():
-                if tp in assigned:
-                    consumer.seek(tp, offset)
+            await consumer.seek({tp: o for tp, o in rewind.items() if tp in self.assigned})
             log.warning("rewound", partitions=len(rewind))
 
     def _account(
@@ -441,11 +631,11 @@ class AlertRouter:
         )
         return result
 
-    def _update_lag(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    def _update_lag(self, consumer: NativeConsumer, offsets: dict[PartitionKey, int]) -> None:
         self._positions.update(offsets)
         lag = 0
         for tp in self.assigned:
-            high = consumer.highwater(tp)
+            high = consumer.high_watermark(tp)
             position = self._positions.get(tp)
             if high is not None and position is not None:
                 lag += max(high - position, 0)
@@ -454,7 +644,7 @@ class AlertRouter:
 
 def _decisions(
     plan: BatchPlan,
-    metadata: Sequence[RecordMetadata],
+    placed: Sequence[Delivered],
     received_at: datetime,
     routed_at: datetime,
 ) -> list[DecisionRecord]:
@@ -463,7 +653,6 @@ def _decisions(
     for planned in plan.accepted:
         alert = planned.alert
         inbound = planned.inbound
-        placed = [metadata[i] for i in planned.message_indexes]
         records.append(
             record(
                 alert.id,
@@ -477,7 +666,7 @@ def _decisions(
                 planned.fallback,
                 planned.principal.token_id,
                 (inbound.topic, inbound.partition, inbound.offset),
-                [(m.topic, m.partition, m.offset) for m in placed],
+                [placed[i] for i in planned.message_indexes],
                 summary=alert.summary,
                 service=alert.service,
             )

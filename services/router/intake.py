@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from aiokafka.structs import ConsumerRecord
+from confluent_kafka import Message
 from pydantic import ValidationError
 
 from services.router import rejects
@@ -77,29 +77,33 @@ DEFAULT_OPTIONS: Final = IntakeOptions()
 
 
 def inspect_batch(
-    records: Iterable[ConsumerRecord[bytes, bytes]], options: IntakeOptions = DEFAULT_OPTIONS
+    records: Iterable[Message], options: IntakeOptions = DEFAULT_OPTIONS
 ) -> list[Inbound]:
-    """:func:`inspect_record_all` for every record of a batch, in order.
+    """:func:`inspect_record_all` for every record (a librdkafka ``Message``) of a batch, in
+    order.
 
     The records of a batch mostly carry the same few authorization headers: each distinct
     header is parsed once.
     """
     tokens: dict[bytes, str | Rejection] = {}
     inbounds: list[Inbound] = []
+    add, extend = inbounds.append, inbounds.extend
     for r in records:
-        inbounds.extend(
-            _inspect(
-                r.topic,
-                r.partition,
-                r.offset,
-                r.key,
-                r.value,
-                r.headers,
-                r.timestamp,
-                tokens,
-                options,
-            )
+        found = _inspect(
+            r.topic() or "",
+            r.partition() or 0,
+            r.offset() or 0,
+            r.key(),
+            r.value(),
+            r.headers(),
+            r.timestamp()[1],
+            tokens,
+            options,
         )
+        if len(found) == 1:
+            add(found[0])
+        else:
+            extend(found)
     return inbounds
 
 

@@ -1,26 +1,26 @@
-"""Publishing a batch: hand every record to the producer, then gather the acks once.
+"""Publishing a batch: hand every record to librdkafka, then wait for its delivery reports.
 
-No per-message round trip: ``send`` only enqueues into the producer's batches; the acks
-(``acks=all``) are awaited together. Records whose delivery failed are sent again with
-exponential backoff until they are acknowledged; nothing is ever skipped.
+No per-message round trip and no flush per batch: ``produce`` only enqueues; the delivery
+reports (``acks=all``) of a batch are counted on the producer's poll thread and wake the loop
+once (:class:`~shared.kafka_native.DeliveryBatch`). Records whose delivery failed (or that the
+local queue refused) are produced again with exponential backoff until they are acknowledged;
+nothing is ever skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Final
-
-from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
+from dataclasses import dataclass, replace
+from typing import Final, Protocol
 
 from services.router.plan import OutMessage
 from services.router.topics import TopicProvisioner
+from shared.kafka_native import Delivered, DeliveryBatch, Outgoing
 from shared.logging import get_logger
 from shared.retries import RetryLater, RetryPolicy
 
-__all__ = ["BatchPublisher", "Pending"]
+__all__ = ["BatchPublisher", "DeliveryFailedError", "Pending", "Producing"]
 
 log = get_logger(__name__)
 
@@ -38,40 +38,56 @@ PUBLISH_RETRY: Final = RetryPolicy(
 )
 
 
+class Producing(Protocol):
+    """What the publisher needs of :class:`~shared.kafka_native.NativeProducer`."""
+
+    def produce_batch(
+        self,
+        messages: Iterable[Outgoing],
+        delivery: DeliveryBatch,
+        indexes: Iterable[int],
+    ) -> tuple[int, list[int], str]: ...
+
+
 @dataclass(slots=True)
 class Pending:
-    """Records handed to the producer whose acks have not been gathered yet."""
+    """Records handed to the producer whose delivery reports have not been gathered yet."""
 
-    results: list[RecordMetadata | None]
-    futures: list[tuple[int, asyncio.Future[RecordMetadata]]]
+    delivery: DeliveryBatch
+    refused: list[int]
     error: str
-    failed: list[int] = field(default_factory=list)
 
 
 class BatchPublisher:
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Producing,
         topics: TopicProvisioner,
         *,
         max_backoff_s: float = 5.0,
+        retry_failed: bool = True,
     ) -> None:
         self._producer = producer
         self._topics = topics
         self._ensure_retry = replace(TOPIC_ENSURE_RETRY, wait_max=max_backoff_s)
         self._publish_retry = replace(PUBLISH_RETRY, wait_max=max_backoff_s)
+        self._retry_failed = retry_failed
+        """Off in exactly-once mode: a failed record fails the transaction, which is replayed."""
         self.retries = 0
 
-    async def publish(self, messages: Sequence[OutMessage]) -> list[RecordMetadata]:
-        """Publish all ``messages``; returns their metadata, in order, once all are acked."""
+    async def publish(self, messages: Sequence[OutMessage]) -> list[Delivered]:
+        """Publish all ``messages``; returns where each landed, in order, once all are acked."""
         return await self.settle(messages, await self.enqueue(messages))
 
     async def enqueue(self, messages: Sequence[OutMessage]) -> Pending:
         """Hand every message to the producer (no waiting for acks); see :meth:`settle`."""
-        results: list[RecordMetadata | None] = [None] * len(messages)
-        if not messages:
-            return Pending(results, [], "")
-        topics = {m.topic for m in messages}
+        if messages:
+            await self._ensure_topics({m.topic for m in messages})
+        return self._send(messages, range(len(messages)))
+
+    async def _ensure_topics(self, topics: set[str]) -> None:
+        if all(self._topics.is_known(t) for t in topics):
+            return
         async for attempt in self._ensure_retry.retrying():
             with attempt:
                 try:
@@ -79,71 +95,40 @@ class BatchPublisher:
                 except Exception as exc:  # broker unreachable: wait, never route around it
                     log.warning("topic_ensure_retry", error=repr(exc))
                     raise
-        futures, failed, error = await self._send(messages, range(len(messages)))
-        return Pending(results, futures, error, failed)
 
-    async def settle(
-        self, messages: Sequence[OutMessage], pending: Pending
-    ) -> list[RecordMetadata]:
-        """Wait for every ack of ``pending``; failed records are sent again with backoff."""
-        results = pending.results
-        failed, error = list(pending.failed), pending.error
-        failed.extend(await self._gather(pending.futures, results))
-        if not failed:
-            return [r for r in results if r is not None]
-        # The rare path: after a backoff, send what failed again and wait for its acks.
-        async for attempt in self._publish_retry.retrying():
-            with attempt:
-                if attempt.num > 1:
-                    failed.sort()
-                    futures, failed, error = await self._send(messages, failed)
-                    failed.extend(await self._gather(futures, results))
-                if failed:
-                    self.retries += len(failed)
-                    log.warning("publish_retry", failed=len(failed), error=error)
-                    raise RetryLater
-        return [r for r in results if r is not None]
+    def _send(self, messages: Sequence[OutMessage], indexes: Sequence[int]) -> Pending:
+        delivery = DeliveryBatch(asyncio.get_running_loop(), len(messages))
+        chosen = messages if len(indexes) == len(messages) else [messages[i] for i in indexes]
+        handed, refused, error = self._producer.produce_batch(chosen, delivery, indexes)
+        delivery.seal(handed)
+        return Pending(delivery, refused, error)
 
-    async def _send(
-        self, messages: Sequence[OutMessage], indexes: Iterable[int]
-    ) -> tuple[list[tuple[int, asyncio.Future[RecordMetadata]]], list[int], str]:
-        futures: list[tuple[int, asyncio.Future[RecordMetadata]]] = []
-        failed: list[int] = []
-        error = ""
-        send = self._producer.send
-        for index in indexes:
-            message = messages[index]
-            try:
-                future = await send(
-                    message.topic, value=message.value, key=message.key, headers=message.headers
-                )
-            except Exception as exc:  # e.g. metadata timeout: retried with the others
-                failed.append(index)
-                error = repr(exc)
-                continue
-            futures.append((index, future))
-        return futures, failed, error
+    async def settle(self, messages: Sequence[OutMessage], pending: Pending) -> list[Delivered]:
+        """Wait for every delivery report of ``pending``; failed records are produced again
+        with backoff (or, with retries off, raise so the caller replays the batch)."""
+        await pending.delivery.wait()
+        placed = pending.delivery.placed
+        failed = sorted([*pending.refused, *pending.delivery.failed])
+        error = pending.delivery.error or pending.error
+        if failed and not self._retry_failed:
+            raise DeliveryFailedError(f"{len(failed)} records not delivered: {error}")
+        if failed:  # the rare path: after a backoff, produce what failed again
+            async for attempt in self._publish_retry.retrying():
+                with attempt:
+                    if attempt.num > 1:
+                        retry = self._send(messages, failed)
+                        await retry.delivery.wait()
+                        for index in failed:
+                            if retry.delivery.placed[index] is not None:
+                                placed[index] = retry.delivery.placed[index]
+                        failed = sorted([*retry.refused, *retry.delivery.failed])
+                        error = retry.delivery.error or retry.error
+                    if failed:
+                        self.retries += len(failed)
+                        log.warning("publish_retry", failed=len(failed), error=error)
+                        raise RetryLater
+        return [p for p in placed if p is not None]
 
-    @staticmethod
-    async def _gather(
-        futures: list[tuple[int, asyncio.Future[RecordMetadata]]],
-        results: list[RecordMetadata | None],
-    ) -> list[int]:
-        """Wait for every ack, in send order; returns the indexes whose delivery failed.
 
-        A produce response settles a whole run of futures at once, so walking them in order
-        suspends about once per request. (``asyncio.gather`` would add a done callback, hence
-        an event-loop iteration, per record.) ``asyncio.wait`` never cancels the producer's
-        futures when this task is cancelled.
-        """
-        failed: list[int] = []
-        for index, future in futures:
-            if not future.done():
-                await asyncio.wait((future,))
-            if future.cancelled():
-                raise asyncio.CancelledError
-            if future.exception() is None:
-                results[index] = future.result()
-            else:
-                failed.append(index)
-        return failed
+class DeliveryFailedError(Exception):
+    """Some records of a transactional batch were not delivered: abort and replay."""

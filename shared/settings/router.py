@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -48,6 +50,17 @@ class RouterSettings(CommonSettings):
     producer_linger_ms: int = Field(default=0, ge=0)
     """A batch's records are handed to the producer together, so they share requests without
     lingering; a linger only adds latency here."""
+    group_protocol: Literal["classic", "consumer"] = "classic"
+    """``classic``: the cooperative-sticky assignor (incremental rebalances); ``consumer``: the
+    KIP-848 protocol of Kafka 4.x brokers (assignment on the broker, also incremental)."""
+    exactly_once: bool = False
+    """Copies, unrouted, rejected and decision records and the consumed offsets in one Kafka
+    transaction per settled group of batches; team consumers reading ``read_committed`` see
+    each alert once, across crashes too (docs/delivery.md)."""
+    transactional_id: str | None = None
+    """The producer's ``transactional.id`` with ``exactly_once`` (default
+    ``<group id>-<hostname>``). Stable per instance across restarts, distinct between
+    instances: a restart fences its predecessor; two live routers with one id fence each other."""
     shutdown_drain_s: DurationSeconds = Field(default=30.0, gt=0)
     """How long shutdown waits for the batch in hand to be published and committed."""
     severity: SeveritySettings = Field(default_factory=SeveritySettings)

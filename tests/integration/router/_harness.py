@@ -114,8 +114,11 @@ async def send_stream(
 class Collector:
     """Reads topics from the beginning in the background; tests wait on what arrived."""
 
-    def __init__(self, bootstrap: str, topics: Iterable[str]) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Iterable[str], *, isolation_level: str = "read_committed"
+    ) -> None:
         self._bootstrap = bootstrap
+        self._isolation_level = isolation_level
         self.topics = sorted(set(topics))
         self.records: dict[str, list[Record]] = defaultdict(list)
         self._consumer: AIOKafkaConsumer | None = None
@@ -125,7 +128,11 @@ class Collector:
     async def start(self) -> None:
         await ensure_topics(self._bootstrap, self.topics, partitions=3)
         self._consumer = make_consumer(
-            self._bootstrap, *self.topics, group_id=None, auto_offset_reset="earliest"
+            self._bootstrap,
+            *self.topics,
+            group_id=None,
+            auto_offset_reset="earliest",
+            isolation_level=self._isolation_level,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())

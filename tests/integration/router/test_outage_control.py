@@ -17,11 +17,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.router.decisions import DecisionStore, DecisionWriter
-from services.router.engine import AlertRouter
+from services.router.engine import AlertRouter, consumer_settings
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
-from shared.kafka import make_consumer
+from shared.kafka_native import NativeConsumer, PartitionKey, RebalanceHandler
 from shared.tokens.validator import build_validator
 from tests.integration._redis_server import ThrowawayRedis
 from tests.integration.router._harness import (
@@ -38,6 +38,17 @@ RULESET = Ruleset.model_validate(
     {"rules": [{"name": "all", "owner_team": "ops", "destinations": ["ops"], "fallback": True}]}
 )
 GUARD_S = 60  # a hang detector only: a blocked rebalance would wait max.poll.interval (300 s)
+
+
+class _Joined(RebalanceHandler):
+    """A second group member (the router's own assignor): set once it got partitions."""
+
+    def __init__(self) -> None:
+        self.assigned = asyncio.Event()
+
+    async def on_assigned(self, partitions: list[PartitionKey]) -> None:
+        if partitions:
+            self.assigned.set()
 
 
 async def _until_logged(logs: list[MutableMapping[str, Any]], event: str, after: int) -> int:
@@ -82,15 +93,14 @@ async def test_auth_retry_gives_way_to_rebalance_and_shutdown(
             seen = await _until_logged(logs, "auth_retry", 0)
 
             # A second member joins: the revoke callback must not wait for Redis.
-            other = make_consumer(
-                kafka_bootstrap, settings.topics.alerts, group_id=settings.group_id
-            )
+            joined = _Joined()
+            other = NativeConsumer(consumer_settings(settings), [settings.topics.alerts], joined)
             await other.start()
             async with asyncio.timeout(GUARD_S):
-                while not other.assignment():
-                    await other.getmany(timeout_ms=200)  # poll so the join completes
+                while not joined.assigned.is_set():
+                    await other.fetch(10, 0.2)  # poll so the join completes
             deferred = await _until_logged(logs, "batch_deferred_for_control", seen)
-            await other.stop()  # leaves without committing: the router gets everything back
+            await other.close()  # leaves without committing: the router gets everything back
 
             await own_redis.start()  # Redis is back: the replayed batch is routed
             await collector.wait_for(

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-
-from aiokafka.structs import TopicPartition
+from collections.abc import Mapping
 
 from services.router.committer import OffsetCommitter
+from shared.kafka_native import PartitionKey
 
-TP0, TP1 = TopicPartition("alerts", 0), TopicPartition("alerts", 1)
+TP0, TP1 = ("alerts", 0), ("alerts", 1)
 
 
 class RecordingConsumer:
@@ -14,13 +14,13 @@ class RecordingConsumer:
     coordinator round trip the test finishes when it chooses."""
 
     def __init__(self, *, gated: bool = False) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
+        self.commits: list[dict[PartitionKey, int]] = []
         self.started = asyncio.Event()
         self.release = asyncio.Event()
         if not gated:
             self.release.set()
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def commit(self, offsets: Mapping[PartitionKey, int]) -> None:
         self.started.set()
         await self.release.wait()
         self.commits.append(dict(offsets))
@@ -49,3 +49,13 @@ async def test_forgotten_partitions_are_not_committed() -> None:
     committer.forget([TP1])
     await committer.flush()
     assert consumer.commits == [{TP0: 3}]
+
+
+async def test_a_revoke_commits_only_the_partitions_it_gives_up() -> None:
+    consumer = RecordingConsumer()
+    committer = OffsetCommitter(consumer)
+    committer.advance({TP0: 3, TP1: 4})
+    await committer.flush({TP1})
+    assert consumer.commits == [{TP1: 4}]
+    await committer.flush()
+    assert consumer.commits[-1] == {TP0: 3}

@@ -1,0 +1,450 @@
+"""librdkafka (confluent-kafka) clients behind an asyncio face that never blocks the loop.
+
+confluent-kafka's ``Consumer`` and ``Producer`` are blocking C clients. Rather than the
+experimental ``confluent_kafka.aio`` wrappers (one executor hop and one future per produced
+record, and an ``AIOConsumer`` that serialises every call, so a commit queues behind a fetch),
+this module keeps the calls where they belong:
+
+- :class:`NativeProducer`: ``produce`` is a non-blocking enqueue called on the loop thread; a
+  daemon thread serves ``poll`` and with it the delivery reports. :class:`DeliveryBatch` counts
+  the reports of a whole batch on that thread and wakes the loop **once per batch**
+  (``call_soon_threadsafe``), not once per record. Transactions run on an executor thread.
+- :class:`NativeConsumer`: one dedicated thread runs ``poll``/``consume``/``seek``/``close``
+  (librdkafka runs the rebalance callbacks inside them, on that thread); commits run on a second
+  thread, so a commit can finish while the fetch thread waits inside a revoke callback.
+
+The settings all routers share (``acks=all``, idempotence, ``murmur2_random`` so a key lands
+where Java and aiokafka producers put it, manual offset store and commit) are declared here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, NamedTuple, cast
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from shared.logging import get_logger
+
+__all__ = [
+    "Delivered",
+    "DeliveryBatch",
+    "GroupProtocol",
+    "Headers",
+    "NativeConsumer",
+    "NativeProducer",
+    "Outgoing",
+    "PartitionKey",
+    "RebalanceHandler",
+    "consumer_config",
+    "producer_config",
+]
+
+log = get_logger(__name__)
+
+PartitionKey = tuple[str, int]
+"""``(topic, partition)``: hashable, cheap, and the same for every client library."""
+
+Headers = list[tuple[str, bytes]]
+Outgoing = tuple[str, bytes | None, bytes, Headers]
+"""One record to produce: topic, key, value, headers (``OutMessage`` of the router is one)."""
+
+GroupProtocol = Literal["classic", "consumer"]
+
+_POLL_INTERVAL_S: Final = 0.05
+"""How often the producer thread wakes without traffic (delivery reports wake it earlier)."""
+
+
+class Delivered(NamedTuple):
+    """Where Kafka stored one produced record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def producer_config(
+    bootstrap: str,
+    *,
+    linger_ms: int = 0,
+    transactional_id: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """librdkafka producer settings for at-least-once (or, with ``transactional_id``,
+    exactly-once) delivery: ``acks=all``, idempotent, Kafka's own murmur2 partitioner."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": linger_ms,
+        # librdkafka's default (consistent_random, CRC32) puts keys elsewhere than Java and
+        # aiokafka producers do; murmur2_random is their partitioner.
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": 60_000,
+        "batch.size": 256 * 1024,
+    }
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+        config["transaction.timeout.ms"] = 60_000
+    config.update(overrides)
+    return config
+
+
+def consumer_config(
+    bootstrap: str,
+    *,
+    group_id: str,
+    group_protocol: GroupProtocol = "classic",
+    fetch_max_wait_ms: int = 20,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """librdkafka consumer settings: offsets stored and committed by hand only (after the work
+    they cover is acknowledged), earliest when the group has none, incremental rebalances."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "group.protocol": group_protocol,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "fetch.wait.max.ms": fetch_max_wait_ms,
+    }
+    if group_protocol == "classic":
+        # KIP-848's protocol assigns on the broker and refuses client-side assignor settings.
+        config["partition.assignment.strategy"] = "cooperative-sticky"
+        # A member killed -9 holds its partitions this long (librdkafka's default: 45 s).
+        config["session.timeout.ms"] = 10_000
+    config.update(overrides)
+    return config
+
+
+class DeliveryBatch:
+    """The delivery reports of one batch of ``produce`` calls.
+
+    Reports arrive on the producer's poll thread; only that thread writes ``reported`` and the
+    slots, and the loop reads them only after :meth:`wait`. The loop learns of the last report
+    once, through ``call_soon_threadsafe``.
+    """
+
+    __slots__ = ("_done", "_expected", "_loop", "error", "failed", "placed", "reported")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self._loop = loop
+        self._done = asyncio.Event()
+        self._expected = -1  # sealed once every record was handed over
+        self.placed: list[Delivered | None] = [None] * size
+        self.failed: list[int] = []
+        self.reported = 0
+        self.error = ""
+
+    def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
+        """The delivery callback of record ``index`` (producer poll thread)."""
+        if err is None:
+            self.placed[index] = Delivered(
+                msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+            )
+        else:
+            self.failed.append(index)
+            self.error = err.str()
+        self.reported += 1
+        if self.reported == self._expected:
+            self._loop.call_soon_threadsafe(self._done.set)
+
+    def seal(self, expected: int) -> None:
+        """No more records will be added: ``expected`` reports complete the batch (loop)."""
+        self._expected = expected
+        if self.reported == expected:
+            self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+
+class NativeProducer:
+    """A confluent-kafka ``Producer`` with a poll thread; ``produce`` never blocks."""
+
+    def __init__(self, config: Mapping[str, Any], *, name: str = "kafka-producer") -> None:
+        self._producer = Producer(dict(config))
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"{name}-poll", daemon=True)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        poll = self._producer.poll
+        while not self._closing.is_set():
+            poll(_POLL_INTERVAL_S)
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        """Enqueue one record; raises ``BufferError`` when the local queue is full and
+        ``KafkaException`` on a state error (the caller retries or replays)."""
+        self._producer.produce(
+            topic, value, key, headers=_headers(headers), on_delivery=on_delivery
+        )
+
+    def produce_batch(
+        self,
+        messages: Iterable[Outgoing],
+        delivery: DeliveryBatch,
+        indexes: Iterable[int],
+    ) -> tuple[int, list[int], str]:
+        """Enqueue ``messages`` (topic, key, value, headers) whose slots are ``indexes`` of
+        ``delivery``; returns how many were handed over, the slots refused and the last
+        refusal. Seal ``delivery`` afterwards."""
+        produce = self._producer.produce
+        report = delivery.report
+        partial = functools.partial
+        handed = 0
+        refused: list[int] = []
+        error = ""
+        for index, (topic, key, value, headers) in zip(indexes, messages, strict=True):
+            try:
+                produce(
+                    topic,
+                    value,
+                    key,
+                    headers=_headers(headers),
+                    on_delivery=partial(report, index),
+                )
+            except (BufferError, KafkaException) as exc:  # full queue or a state error
+                refused.append(index)
+                error = repr(exc)
+                continue
+            handed += 1
+        return handed, refused, error
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def init_transactions(self, timeout_s: float = 30.0) -> None:
+        await self._call(self._producer.init_transactions, timeout_s)
+
+    def begin_transaction(self) -> None:
+        """Local state change only (no broker round trip): safe on the loop thread."""
+        self._producer.begin_transaction()
+
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[PartitionKey, int], group_metadata: Any, timeout_s: float = 30.0
+    ) -> None:
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        await self._call(
+            self._producer.send_offsets_to_transaction, partitions, group_metadata, timeout_s
+        )
+
+    async def commit_transaction(self, timeout_s: float = 30.0) -> None:
+        await self._call(self._producer.commit_transaction, timeout_s)
+
+    async def abort_transaction(self, timeout_s: float = 30.0) -> None:
+        await self._call(self._producer.abort_transaction, timeout_s)
+
+    async def flush(self, timeout_s: float) -> int:
+        """Wait (off the loop) for outstanding deliveries; returns how many are left."""
+        return int(await self._call(self._producer.flush, timeout_s))
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        if self._closing.is_set():
+            return
+        await self.flush(timeout_s)
+        self._closing.set()
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._executor.shutdown(wait=False)
+
+
+def _headers(headers: Headers | None) -> list[tuple[str, str | bytes | None]] | None:
+    # The stub's element type is wider (str | bytes | None) and list is invariant.
+    return cast("list[tuple[str, str | bytes | None]] | None", headers or None)
+
+
+class RebalanceHandler:
+    """What a :class:`NativeConsumer` tells its owner about partitions (on the loop thread).
+
+    ``revoked`` runs to completion before librdkafka lets the partitions go: in cooperative
+    mode the client calls ``incremental_unassign`` itself once the callback returns.
+    """
+
+    async def on_assigned(self, partitions: list[PartitionKey]) -> None:
+        """Partitions added to this member."""
+
+    async def on_revoked(self, partitions: list[PartitionKey]) -> None:
+        """Partitions about to go: finish and commit their work."""
+
+    async def on_lost(self, partitions: list[PartitionKey]) -> None:
+        """Partitions already gone (session lost): their offsets can no longer be committed."""
+
+
+Batch = dict[PartitionKey, list[Message]]
+
+
+def _add(batch: Batch, messages: Iterable[Message]) -> None:
+    """Group ``messages`` into ``batch`` by partition, in offset order; errors are logged."""
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume_error", error=error.str())
+            continue
+        key = (message.topic() or "", message.partition() or 0)
+        found = batch.get(key)
+        if found is None:
+            batch[key] = [message]
+        else:
+            found.append(message)
+
+
+class NativeConsumer:
+    """A confluent-kafka ``Consumer`` driven from asyncio: fetch thread + commit thread."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        topics: Sequence[str],
+        handler: RebalanceHandler,
+        *,
+        callback_timeout_s: float = 60.0,
+    ) -> None:
+        self._consumer = Consumer(dict(config))
+        self._topics = list(topics)
+        self._handler = handler
+        self._callback_timeout_s = callback_timeout_s
+        self._fetch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafka-fetch")
+        self._commits = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafka-commit")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self.rebalances = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._on_fetch_thread(
+            self._consumer.subscribe,
+            self._topics,
+            self._callback("on_assigned"),
+            self._callback("on_revoked"),
+            self._callback("on_lost"),
+        )
+
+    def _callback(self, kind: str) -> Callable[[Consumer, list[TopicPartition]], None]:
+        def on_rebalance(_: Consumer, partitions: list[TopicPartition]) -> None:
+            # The fetch thread, inside poll/consume/close: hand over to the loop and wait, so
+            # librdkafka moves the partitions only after the owner is done with them.
+            loop = self._loop
+            assert loop is not None  # set by start()
+            keys = [(tp.topic, tp.partition) for tp in partitions]
+            self.rebalances += 1
+            coroutine = getattr(self._handler, kind)(keys)
+            try:
+                future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+                future.result(timeout=self._callback_timeout_s)
+            except Exception as exc:  # never let the C callback raise: log and go on
+                log.error("rebalance_callback_failed", kind=kind, error=repr(exc))
+
+        return on_rebalance
+
+    async def _on_fetch_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._fetch, fn, *args)
+
+    async def fetch(self, max_records: int, timeout_s: float) -> Batch:
+        """Up to ``max_records``, grouped by partition in offset order; waits at most
+        ``timeout_s`` for the first one, then takes what is already fetched without waiting."""
+        batch: Batch = await self._on_fetch_thread(self._fetch_batch, max_records, timeout_s)
+        return batch
+
+    def _fetch_batch(self, max_records: int, timeout_s: float) -> Batch:
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return {}
+        messages = [first]
+        if max_records > 1:
+            messages.extend(self._consumer.consume(max_records - 1, 0))
+        batch: Batch = {}
+        _add(batch, messages)
+        return batch
+
+    async def keep_polling(self, until: threading.Event) -> Batch:
+        """Serve rebalance callbacks without taking in more records, until ``until`` is set:
+        for while the owner is stuck on a batch (a token check waiting for Redis), so a
+        rebalance still goes ahead. Returns any record that arrived anyway (keep it)."""
+        batch: Batch = await self._on_fetch_thread(self._keep_polling, until)
+        return batch
+
+    def _keep_polling(self, until: threading.Event) -> Batch:
+        consumer = self._consumer
+        strays: Batch = {}
+        paused: dict[PartitionKey, TopicPartition] = {}
+        try:
+            while not until.is_set():
+                assignment = consumer.assignment()  # partitions assigned meanwhile too
+                consumer.pause(assignment)
+                paused.update(((tp.topic, tp.partition), tp) for tp in assignment)
+                message = consumer.poll(_POLL_INTERVAL_S)
+                if message is not None:
+                    _add(strays, [message])
+        finally:
+            # Revoked ones too: librdkafka keeps a partition's pause flag, and a partition
+            # that comes back later would otherwise stay paused for good.
+            with contextlib.suppress(KafkaException):
+                consumer.resume(list(paused.values()))
+        return strays
+
+    async def seek(self, offsets: Mapping[PartitionKey, int]) -> None:
+        """Read these partitions again from the given offsets."""
+        await self._on_fetch_thread(self._seek, dict(offsets))
+
+    def _seek(self, offsets: dict[PartitionKey, int]) -> None:
+        for (topic, partition), offset in offsets.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # not fetching yet: fall back to the committed offset
+                log.warning("seek_failed", topic=topic, partition=partition, error=str(exc))
+
+    async def commit(self, offsets: Mapping[PartitionKey, int]) -> None:
+        """Commit ``offsets`` (next to read) and wait for the coordinator's answer."""
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._commits, self._commit, partitions)
+
+    def _commit(self, partitions: list[TopicPartition]) -> None:
+        results = self._consumer.commit(offsets=partitions, asynchronous=False)
+        failed = [tp for tp in results or () if tp.error is not None]
+        if failed:
+            raise KafkaException(failed[0].error)
+
+    def group_metadata(self) -> Any:
+        """The consumer's group metadata (for ``send_offsets_to_transaction``)."""
+        return self._consumer.consumer_group_metadata()
+
+    def high_watermark(self, key: PartitionKey) -> int | None:
+        """The last known high watermark (from fetch responses; no request)."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+        except KafkaException:
+            return None
+        return high if high >= 0 else None
+
+    async def close(self) -> None:
+        """Leave the group (the revoke callback runs first) and free the client (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._on_fetch_thread(self._consumer.close)
+        self._fetch.shutdown(wait=False)
+        self._commits.shutdown(wait=False)

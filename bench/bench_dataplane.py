@@ -14,7 +14,7 @@ partitions, and the routing pause when a router joins or leaves.
 Environment: ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL`` (its db is flushed);
 ``BENCH_DATAPLANE_ALERTS`` (default 40,000), ``BENCH_DATAPLANE_ROUNDS`` (default 2),
 ``BENCH_DATAPLANE_LOOPS`` (comma list of loop names, default all),
-``BENCH_DATAPLANE_PARTS`` (comma list of throughput,latency,http,scale,rebalance).
+``BENCH_DATAPLANE_PARTS`` (comma list of throughput,latency,http,scale,routing).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.dataplane.http_probe import http_under_load
@@ -35,7 +36,7 @@ from bench.dataplane.workload import Workload, env, new_topics, preload, prepare
 from shared.logging import configure_logging
 
 PARTITIONS = 6
-PARTS = ("throughput", "latency", "http", "scale", "rebalance")
+PARTS = ("throughput", "latency", "http", "scale", "routing")
 
 
 def _int(name: str, default: int) -> int:
@@ -75,6 +76,35 @@ async def _throughput(work: Workload, count: int, rounds: int) -> dict[str, Any]
     return {"alerts": count, "rounds": rounds, "partitions": PARTITIONS, "loops": figures}
 
 
+async def _latency(work: Workload, rounds: int) -> dict[str, Any]:
+    """Router first, then the bare loop, ``rounds`` times: a load swing hits both."""
+    figures: dict[str, list[dict[str, Any]]] = {"router": [], "bare_librdkafka": []}
+    for _ in range(rounds):
+        figures["router"].append(await latency(work, "router"))
+        figures["bare_librdkafka"].append(await latency(work, "bare"))
+    return {
+        "rate_per_s": 2_000,
+        **{name: _best_p99(runs) for name, runs in figures.items()},
+        "rounds": figures,
+    }
+
+
+async def _each(values: list[Any], step: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+    """One run per value; a failed one is recorded and the next still runs."""
+    results = []
+    for value in values:
+        try:
+            results.append(await step(value))
+        except Exception as exc:  # e.g. a group that never settles: say so, go on
+            results.append({"for": value, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"{value} failed: {exc!r}", file=sys.stderr, flush=True)
+    return results
+
+
+def _protocols() -> list[str | None]:
+    return ["classic", "consumer"] if setting_available("group_protocol") else [None]
+
+
 def _best_p99(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the lower p99 (a load spike from another engineer hits one round)."""
     return min(runs, key=lambda r: float(r["p99_ms"]))
@@ -88,25 +118,21 @@ async def _run() -> dict[str, Any]:
     parts = os.environ.get("BENCH_DATAPLANE_PARTS", ",".join(PARTS)).split(",")
     load_before = os.getloadavg()
     result: dict[str, Any] = {}
-    if "throughput" in parts:
-        result["throughput"] = await _throughput(work, count, rounds)
-    if "latency" in parts:  # router first, then the bare loop, twice: load swings hit both
-        figures: dict[str, list[dict[str, Any]]] = {"router": [], "bare_librdkafka": []}
-        for _ in range(rounds):
-            figures["router"].append(await latency(work, "router"))
-            figures["bare_librdkafka"].append(await latency(work, "bare"))
-        result["latency"] = {
-            "rate_per_s": 2_000,
-            **{name: _best_p99(runs) for name, runs in figures.items()},
-            "rounds": figures,
-        }
-    if "http" in parts:
-        result["http_under_load"] = await http_under_load(work, count * 2)
-    if "scale" in parts:
-        result["scale_out"] = [await scale_out(work, n, count * 2) for n in (1, 2, 3)]
-    if "rebalance" in parts:
-        protocols = ["classic", "consumer"] if setting_available("group_protocol") else [None]
-        result["routing_pause"] = [await routing_pause(work, p) for p in protocols]
+    steps: dict[str, Callable[[], Awaitable[Any]]] = {
+        "throughput": lambda: _throughput(work, count, rounds),
+        "latency": lambda: _latency(work, rounds),
+        "http_under_load": lambda: http_under_load(work, count * 2),
+        "scale_out": lambda: _each([1, 2, 3], lambda n: scale_out(work, n, count * 2)),
+        "routing_pause": lambda: _each(_protocols(), lambda p: routing_pause(work, p)),
+    }
+    for name, step in steps.items():
+        if name.split("_")[0] not in parts:
+            continue
+        try:
+            result[name] = await step()
+        except Exception as exc:  # one failed part must not cost the figures of the others
+            result[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"{name} failed: {exc!r}", file=sys.stderr, flush=True)
     result["load_average"] = {"before": load_before, "after": os.getloadavg()}
     result["summary"] = summarise(result)
     return result

@@ -51,7 +51,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             _rate(loops, "router_exactly_once"), router
         )
     latency = result.get("latency")
-    if latency:
+    if latency and "error" not in latency:
         bare, routed = latency["bare_librdkafka"]["p99_ms"], latency["router"]["p99_ms"]
         summary["latency_p99_router_vs_bare"] = {
             "ratio": _ratio(routed, bare),
@@ -77,8 +77,11 @@ def _cell(figure: Any) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The figures as the Markdown tables of docs/benchmarks.md."""
     out: list[str] = []
+    for name, part in result.items():
+        failed = [p for p in (part if isinstance(part, list) else [part]) if "error" in p]
+        out += [f"{name} failed: {p}" for p in failed if isinstance(p, dict)]
     throughput = result.get("throughput")
-    if throughput:
+    if throughput and "error" not in throughput:
         out += ["| loop | alerts/s | router (at least once) ÷ loop |", "|---|---|---|"]
         loops = throughput["loops"]
         router = _rate(loops, "router_at_least_once")
@@ -93,13 +96,13 @@ def markdown(result: dict[str, Any]) -> str:
                 + ", ".join(f"{k} {v}" for k, v in stages.items()),
             ]
     latency = result.get("latency")
-    if latency:
+    if latency and "error" not in latency:
         out += ["", "| at 2,000/s | p50 ms | p99 ms | max ms |", "|---|---|---|---|"]
         for name in ("bare_librdkafka", "router"):
             for n, r in enumerate(latency["rounds"][name], 1):
                 out.append(f"| {name} round {n} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} |")
     http = result.get("http_under_load")
-    if http:
+    if http and "error" not in http:
         out += ["", "| HTTP GET | p50 ms | p99 ms | max ms | requests |", "|---|---|---|---|---|"]
         for when in ("under_load", "idle"):
             for route in ("lookup", "healthz"):
@@ -113,6 +116,8 @@ def markdown(result: dict[str, Any]) -> str:
     if scale:
         out += ["", "| routers | total/s | per process/s | lookups found |", "|---|---|---|---|"]
         for s in scale:
+            if "error" in s:
+                continue
             per = ", ".join(f"{p:,}" for p in s["per_process_per_s"])
             found = ", ".join(s["lookups_found_per_process"])
             out.append(f"| {s['processes']} | {s['total_per_s']:,} | {per} | {found} |")
@@ -125,6 +130,8 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for p in pauses:
+            if "error" in p:
+                continue
             for event in ("join", "leave"):
                 e = p[event]
                 out.append(

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.dataplane import bare_aiokafka, bare_confluent
+from bench.bench_router import _bare_loop
+from bench.dataplane import bare_confluent
 from bench.dataplane.router_proc import (
     ROOT,
     RouterProcess,
@@ -38,9 +39,7 @@ async def _rdkafka(work: Workload, topics: TopicSettings, count: int) -> dict[st
 
 async def _aiokafka(work: Workload, topics: TopicSettings, count: int) -> dict[str, Any]:
     """bench_router's reference loop as it was (one sink topic), for continuity."""
-    seconds = await bare_aiokafka.route(
-        work.bootstrap, topics.alerts, topics.team_topic("sre"), count
-    )
+    seconds = await _bare_loop(work.bootstrap, topics.alerts, topics.team_topic("sre"), count)
     return {"seconds": seconds}
 
 

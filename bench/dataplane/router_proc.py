@@ -1,5 +1,5 @@
-"""Router processes for the benchmark: ``alertyard serve router`` with env settings, HTTP on a
-socket this process bound (port 0), JSON logs to a file. Whatever Kafka client the router
+"""Router processes for the benchmark: ``python -m services.router.main`` with env settings,
+HTTP on a socket this process bound (port 0), JSON logs to a file. Whatever Kafka client the router
 uses, its progress is read from outside: group membership and committed offsets (admin
 requests) and its ``/metrics``."""
 
@@ -135,7 +135,7 @@ def start_router(
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", "router"],
+            [sys.executable, "-m", "services.router.main"],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -51,6 +51,14 @@ class OffsetCommitter:
             self._acked.pop(tp, None)
             self._committed.pop(tp, None)
 
+    def uncommitted(self, partitions: Collection[PartitionKey]) -> dict[PartitionKey, int]:
+        """Acknowledged offsets of ``partitions`` not committed yet (a revoke commits them)."""
+        return {
+            tp: o
+            for tp, o in self._acked.items()
+            if tp in partitions and self._committed.get(tp) != o
+        }
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="offset-committer")

@@ -65,7 +65,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-_STUCK_S = 0.5
+_STUCK_S = 2.0
 """A dispatch this slow is waiting (for Redis): the fetch thread keeps polling meanwhile."""
 
 _STAGES = ("inspect_ms", "auth_ms", "plan_ms", "send_ms", "acks_ms", "decide_ms", "offsets_ms")
@@ -286,13 +286,15 @@ class AlertRouter(RebalanceHandler):
         """The next batch, read while the current one is routed. librdkafka runs rebalance
         callbacks only inside a fetch, so when routing is stuck (a token check waiting for
         Redis) this keeps polling, partitions paused, until it is done: a rebalance or a
-        shutdown then interrupts the wait instead of waiting for it."""
+        shutdown then interrupts the wait instead of waiting for it (records polled meanwhile
+        join this batch; see ``NativeConsumer.keep_polling``)."""
         s = self.settings
         batch = await consumer.fetch(s.batch_max_records, s.batch_timeout_ms / 1000)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=_STUCK_S)
         if self._idle.is_set():
             return batch
+        log.info("fetch_paused_while_routing_waits", after_s=_STUCK_S)
         until = threading.Event()
         polling = asyncio.ensure_future(consumer.keep_polling(until))
         try:
@@ -355,13 +357,13 @@ class AlertRouter(RebalanceHandler):
             total=len(self.assigned),
         )
 
-    async def on_revoked(self, partitions: list[PartitionKey]) -> None:
+    async def on_revoked(self, partitions: list[PartitionKey]) -> Mapping[PartitionKey, int]:
         """Finish (publish + commit) the batches that hold these partitions, commit only these
         partitions, then let them go; the other partitions stay assigned and keep routing. A
         batch whose tokens wait for Redis gives way (it is replayed): a rebalance never waits
         for an outage."""
         if not partitions:
-            return
+            return {}
         gone = set(partitions)
         self.control_waiting.set()
         try:
@@ -371,8 +373,8 @@ class AlertRouter(RebalanceHandler):
                     await self._settled.wait_for(
                         lambda: self._settled_seq >= target or self._settle_dead
                     )
-                if self._committer is not None:
-                    await self._committer.flush(gone)
+                # Committed by the fetch thread before librdkafka lets them go.
+                offsets = self._committer.uncommitted(gone) if self._committer else {}
                 self.release(gone)
         finally:
             if not self._stopping.is_set():
@@ -382,7 +384,9 @@ class AlertRouter(RebalanceHandler):
             "partitions_revoked",
             partitions=sorted(f"{t}/{p}" for t, p in gone),
             kept=len(self.assigned),
+            committing=len(offsets),
         )
+        return offsets
 
     async def on_lost(self, partitions: list[PartitionKey]) -> None:
         """Gone without a revoke (the session expired): another member re-reads from the last

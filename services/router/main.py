@@ -1,5 +1,6 @@
-"""``alertyard serve router``: the consumer, the HTTP API, the token-cache listener, the live
-ruleset and the rules outbox relay, in one process; SIGTERM/SIGINT drain and stop them all."""
+"""``alertyard serve router`` (or ``python -m services.router.main``): the librdkafka consumer
+loop, the HTTP API, the token-cache listener, the live ruleset and the rules outbox relay, in one
+process; SIGTERM/SIGINT drain and stop them all."""
 
 from __future__ import annotations
 
@@ -107,6 +108,8 @@ async def run_router(settings: RouterSettings) -> None:
         "router_started",
         alerts_topic=settings.topics.alerts,
         group_id=settings.group_id,
+        group_protocol=settings.group_protocol,
+        exactly_once=settings.exactly_once,
         http=f"{settings.http_host}:{settings.http_port}",
     )
     try:
@@ -132,3 +135,7 @@ async def run_router(settings: RouterSettings) -> None:
         await validator.stop()
         await redis.aclose()
         log.info("router_stopped")
+
+
+if __name__ == "__main__":
+    serve()

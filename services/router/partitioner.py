@@ -1,9 +1,9 @@
-"""Kafka's default key partitioner (murmur2), computed faster than aiokafka's own.
+"""Kafka's default key partitioner (murmur2) in Python: the reference for where a key lands.
 
-Every copy the router publishes is keyed by the alert's dedup key, so the hash runs once per
-copy. aiokafka's pure-Python ``murmur2`` masks and indexes byte by byte; this one reads 4-byte
-words with ``struct`` and gives the same result (a unit test compares them on random keys), so
-a key lands on the same partition as with any Java or aiokafka producer.
+The router's librdkafka producer hashes in C (``partitioner=murmur2_random``,
+``shared/kafka_native.py``); this module stays for Python producers that want Java's placement
+without aiokafka's slower byte-by-byte ``murmur2``, and as the oracle of
+``tests/integration/router/test_native_partitioner.py`` (librdkafka, aiokafka and this agree).
 """
 
 from __future__ import annotations

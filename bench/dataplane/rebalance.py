@@ -81,7 +81,8 @@ class _Outputs:
 class _Load:
     """A steady stream to explicit partitions, paced in 5 ms ticks (a load generator)."""
 
-    def __init__(self, bootstrap: str, topic: str, token: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, token: str, rate: int) -> None:
+        self._rate = rate
         self._producer = librdkafka_producer(bootstrap, **{"linger.ms": 0})
         self._topic = topic
         self._headers: list[tuple[str, str | bytes | None]] = [
@@ -94,7 +95,7 @@ class _Load:
         self._thread.start()
 
     def _send(self) -> None:
-        tick, per_tick, n = 0.005, RATE // 200, 0
+        tick, per_tick, n = 0.005, max(self._rate // 200, 1), 0
         start = time.perf_counter()
         while not self._stop.is_set():
             for _ in range(per_tick):
@@ -119,14 +120,14 @@ def _kept(before: dict[str, set[int]], after: dict[str, set[int]]) -> set[int]:
     return {p for member, owned in before.items() for p in owned & after.get(member, set())}
 
 
-async def routing_pause(work: Workload, protocol: str | None) -> dict[str, Any]:
+async def routing_pause(work: Workload, protocol: str | None, rate: int = RATE) -> dict[str, Any]:
     topics = new_topics(PARTITIONS)
     await preload(work, topics, 0)  # the topics only
     extra = {"ALERTYARD_ROUTER_GROUP_PROTOCOL": protocol} if protocol else {}
     group = f"dp-pause-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": work.bootstrap})
     outputs = _Outputs(work.bootstrap, [topics.team_topic(t) for t in TEAMS])
-    load = _Load(work.bootstrap, topics.alerts, work.publish_token)
+    load = _Load(work.bootstrap, topics.alerts, work.publish_token, rate)
     first = [start_router(work, topics, group=group, **extra) for _ in range(2)]
     joiner = None
     try:
@@ -161,7 +162,7 @@ async def routing_pause(work: Workload, protocol: str | None) -> dict[str, Any]:
     # stable again; the quiet window is as long as that settling time, before the join.
     return {
         "protocol": protocol or "the router's default",
-        "rate_per_s": RATE,
+        "rate_per_s": rate,
         "join": {
             "partitions_kept": len(kept_join),
             "largest_gap_kept_ms": outputs.largest_gap(kept_join, joined_at, stable + SETTLE_S),

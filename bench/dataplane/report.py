@@ -125,20 +125,24 @@ def markdown(result: dict[str, Any]) -> str:
     if pauses:
         out += [
             "",
-            "| protocol | event | kept partitions | largest gap kept (ms) | largest gap all (ms) "
-            "| rebalance (s) | quiet gap (ms) |",
-            "|---|---|---|---|---|---|---|",
+            "| protocol | alerts/s | event | kept partitions | largest gap kept (ms) "
+            "| largest gap all (ms) | rebalance (s) | quiet gap (ms) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        notes: list[str] = []
         for p in pauses:
             if "error" in p:
                 continue
+            if "at_2000_per_s" in p:
+                notes.append(f"{p['protocol']} at 2,000/s: {p['at_2000_per_s']}")
             for event in ("join", "leave"):
                 e = p[event]
                 out.append(
-                    f"| {p['protocol']} | {event} | {e['partitions_kept']} | "
+                    f"| {p['protocol']} | {p['rate_per_s']} | {event} | {e['partitions_kept']} | "
                     f"{e['largest_gap_kept_ms']} | {e['largest_gap_all_ms']} | "
                     f"{e['rebalance_s']} | {p['quiet_window_largest_gap_ms']} |"
                 )
+        out += ["", *notes]
     load = result.get("load_average")
     if load:
         out.append(f"\nLoad average before/after: {load['before'][0]:.1f} / {load['after'][0]:.1f}")

@@ -23,6 +23,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple, cast
@@ -63,6 +64,9 @@ Outgoing = tuple[str, bytes | None, bytes, Headers]
 
 GroupProtocol = Literal["classic", "consumer"]
 
+_LIBRDKAFKA_LOG: Final = logging.getLogger("librdkafka")
+"""librdkafka's own log lines, through the shared JSON + redaction chain (not raw stderr)."""
+
 _POLL_INTERVAL_S: Final = 0.05
 """How often the producer thread wakes without traffic (delivery reports wake it earlier)."""
 
@@ -99,6 +103,7 @@ def producer_config(
         "partitioner": "murmur2_random",
         "message.timeout.ms": 60_000,
         "batch.size": 256 * 1024,
+        "logger": _LIBRDKAFKA_LOG,
     }
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
@@ -126,6 +131,7 @@ def consumer_config(
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": fetch_max_wait_ms,
+        "logger": _LIBRDKAFKA_LOG,
     }
     if group_protocol == "classic":
         # KIP-848's protocol assigns on the broker and refuses client-side assignor settings.

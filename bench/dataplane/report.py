@@ -77,9 +77,10 @@ def _cell(figure: Any) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The figures as the Markdown tables of docs/benchmarks.md."""
     out: list[str] = []
+    failures: list[str] = []
     for name, part in result.items():
         failed = [p for p in (part if isinstance(part, list) else [part]) if "error" in p]
-        out += [f"{name} failed: {p}" for p in failed if isinstance(p, dict)]
+        failures += [f"- {name} failed: {p}" for p in failed if isinstance(p, dict)]
     throughput = result.get("throughput")
     if throughput and "error" not in throughput:
         out += ["| loop | alerts/s | router (at least once) ÷ loop |", "|---|---|---|"]
@@ -121,7 +122,7 @@ def markdown(result: dict[str, Any]) -> str:
             per = ", ".join(f"{p:,}" for p in s["per_process_per_s"])
             found = ", ".join(s["lookups_found_per_process"])
             out.append(f"| {s['processes']} | {s['total_per_s']:,} | {per} | {found} |")
-    pauses = result.get("routing_pause")
+    pauses = [p for p in result.get("routing_pause", []) if "error" not in p]
     if pauses:
         out += [
             "",
@@ -146,6 +147,8 @@ def markdown(result: dict[str, Any]) -> str:
     load = result.get("load_average")
     if load:
         out.append(f"\nLoad average before/after: {load['before'][0]:.1f} / {load['after'][0]:.1f}")
+    if failures:
+        out += ["", *failures]
     return "\n".join(out)
 
 

@@ -344,6 +344,8 @@ class NativeConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.rebalances = 0
+        self.high_watermarks: dict[PartitionKey, int] = {}
+        """Written by the fetch thread only; read by the owner for its lag metric."""
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -394,6 +396,13 @@ class NativeConsumer:
             messages.extend(self._consumer.consume(max_records - 1, 0))
         batch: Batch = {}
         _add(batch, messages)
+        for key in batch:  # here, not on the loop: a consumer call may wait for a rebalance
+            try:
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self.high_watermarks[key] = high
         return batch
 
     async def keep_polling(self, until: threading.Event) -> Batch:
@@ -449,17 +458,15 @@ class NativeConsumer:
         if failed:
             raise KafkaException(failed[0].error)
 
-    def group_metadata(self) -> Any:
-        """The consumer's group metadata (for ``send_offsets_to_transaction``)."""
-        return self._consumer.consumer_group_metadata()
+    async def group_metadata(self) -> Any:
+        """The consumer's group metadata (for ``send_offsets_to_transaction``), read on the
+        commit thread: no consumer call runs on the loop thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._commits, self._consumer.consumer_group_metadata)
 
     def high_watermark(self, key: PartitionKey) -> int | None:
-        """The last known high watermark (from fetch responses; no request)."""
-        try:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-        except KafkaException:
-            return None
-        return high if high >= 0 else None
+        """The high watermark last seen by the fetch thread (no call into the client)."""
+        return self.high_watermarks.get(key)
 
     async def close(self) -> None:
         """Leave the group (the revoke callback runs first) and free the client (once)."""

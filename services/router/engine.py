@@ -565,7 +565,8 @@ class AlertRouter(RebalanceHandler):
         producer = self._producer
         assert producer is not None  # set by start()
         if offsets:
-            await producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            metadata = await consumer.group_metadata()
+            await producer.send_offsets_to_transaction(offsets, metadata)
         await producer.commit_transaction()
         self._txn_open = False
 

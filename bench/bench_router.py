@@ -27,7 +27,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 from services.router.decisions import DecisionStore, DecisionWriter
-from services.router.engine import AlertRouter, consumer_settings, producer_settings
+from services.router.engine import AlertRouter
+from services.router.partitioner import KeyPartitioner
 from services.rules.engine.compiled import compile_ruleset
 from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
@@ -153,9 +154,15 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
 
 def _client_options() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The router's own producer and consumer options: the reference loop uses the same."""
+    """The aiokafka producer and consumer options the router used before #13 moved it to
+    librdkafka: the reference loop keeps them, so its figures continue the earlier ones."""
     settings = RouterSettings()
-    return producer_settings(settings), consumer_settings(settings)
+    producer = {"linger_ms": settings.producer_linger_ms, "partitioner": KeyPartitioner()}
+    consumer = {
+        "max_poll_records": settings.batch_max_records,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+    }
+    return producer, consumer
 
 
 async def _acks(futures: list[asyncio.Future[Any]]) -> None:

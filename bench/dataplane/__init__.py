@@ -1,0 +1,1 @@
+"""The data-plane benchmark (issue #13): the router against bare loops and Quix Streams."""

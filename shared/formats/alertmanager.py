@@ -27,6 +27,10 @@ _ID_KEY: Final = b"alertyard-alertmanager-id"
 _FIRING: Final = AlertStatus.firing.value
 _RESOLVED: Final = AlertStatus.resolved.value
 _KEPT_ENVELOPE: Final = ("externalURL", "groupKey", "receiver")
+_TEXT_ENVELOPE: Final = ("version", "status", "receiver")
+"""Envelope fields the webhook schema (services/ingest/schemas.py) documents as text or null."""
+_TEXT_ALERT: Final = ("status", "startsAt", "endsAt", "generatorURL", "fingerprint")
+"""Alert fields documented as text or null: another type is refused, not silently dropped."""
 _KEPT_ALERT: Final = (
     "generatorURL",
     "fingerprint",
@@ -77,6 +81,9 @@ def convert(
     webhook at all gives one problem with ``index=None``."""
     if not isinstance(doc, dict) or not isinstance(doc.get("alerts"), list):
         return [Problem.of(None, SCHEMA_VIOLATION, "expected an object with an 'alerts' list")]
+    wrong = _not_text(doc, _TEXT_ENVELOPE)
+    if wrong:
+        return [Problem.of(None, SCHEMA_VIOLATION, f"'{wrong}' must be a string or null")]
     envelope = {k: doc[k] for k in _KEPT_ENVELOPE if isinstance(doc.get(k), str) and doc[k]}
     source = mapping.grafana_source if "orgId" in doc else mapping.source
     refs = _Refs(mapping)  # parsed once per webhook, not per alert
@@ -122,6 +129,11 @@ def _one(
     annotations = entry.get("annotations") or {}
     if not isinstance(labels, dict) or not isinstance(annotations, dict):
         return Problem.of(index, SCHEMA_VIOLATION, "labels and annotations must be objects")
+    if not all(isinstance(v, str) for v in (*labels.values(), *annotations.values())):
+        return Problem.of(index, SCHEMA_VIOLATION, "label and annotation values must be strings")
+    wrong = _not_text(entry, _TEXT_ALERT)
+    if wrong:
+        return Problem.of(index, SCHEMA_VIOLATION, f"'{wrong}' must be a string or null")
     status = entry.get("status", _FIRING)
     if status != _FIRING and status != _RESOLVED:
         return Problem.of(index, SCHEMA_VIOLATION, "status must be 'firing' or 'resolved'")
@@ -152,6 +164,15 @@ def _one(
     if status == _RESOLVED and ends_at and ends_at != ZERO_TIME:
         fields["ends_at"] = ends_at
     return build_alert(fields, index, severities, token_id)
+
+
+def _not_text(doc: dict[str, Any], fields: tuple[str, ...]) -> str | None:
+    """The first of ``fields`` present with a value that is neither text nor null."""
+    for name in fields:
+        value = doc.get(name)
+        if value is not None and not isinstance(value, str):
+            return name
+    return None
 
 
 def _first(

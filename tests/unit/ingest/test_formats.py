@@ -161,3 +161,36 @@ def test_pagerduty_ids_are_stable_across_retries_and_never_hash_the_routing_key(
 
     assert alert_id(doc) == alert_id({**doc, "routing_key": "another-token"})
     assert alert_id(doc) != alert_id({**doc, "event_action": "resolve"})
+
+
+@given(
+    field=st.sampled_from(["status", "startsAt", "endsAt", "generatorURL", "fingerprint"]),
+    value=st.integers() | st.booleans() | st.lists(st.text(max_size=3), max_size=2) | st.just({}),
+)
+def test_alertmanager_fields_of_the_wrong_type_are_refused_not_dropped(
+    field: str, value: Any
+) -> None:
+    # Found by schemathesis: a firing alert's endsAt as an array was accepted (202), although the
+    # webhook schema documents text or null.
+    entry = {"status": "firing", "labels": {"alertname": "A"}, field: value}
+    [result] = alertmanager.convert(
+        {"version": "4", "alerts": [entry]}, mapping=MAPPING, severities=TABLE
+    )
+    assert isinstance(result, Problem)
+    assert field in result.detail
+
+
+def test_alertmanager_envelope_and_label_values_must_be_text() -> None:
+    alert = {"labels": {"alertname": "A"}}
+    [envelope] = alertmanager.convert(
+        {"version": 4, "alerts": [alert]}, mapping=MAPPING, severities=TABLE
+    )
+    assert isinstance(envelope, Problem)
+    assert envelope.index is None
+    [labels] = alertmanager.convert(
+        {"version": "4", "alerts": [{"labels": {"alertname": 5}}]},
+        mapping=MAPPING,
+        severities=TABLE,
+    )
+    assert isinstance(labels, Problem)
+    assert labels.index == 0

@@ -69,6 +69,27 @@ def _schemathesis() -> list[str]:
     return [found]
 
 
+# Every check schemathesis has, named (not "all"): "all" also turns on max_response_time (10 s),
+# a wall-clock check that a loaded CI machine fails at random (seen once on POST
+# /v1/rules/apply). Speed is measured in bench/, not asserted here.
+CONTRACT_CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+    "ignored_auth",
+    "object_level_authorization",
+)
+
+
 def run_schemathesis(services: Services, run: Run, seed: int, reports: Path) -> dict[str, Any]:
     """One schemathesis run; returns its JSON report."""
     url = services.urls[run.service]
@@ -77,7 +98,7 @@ def run_schemathesis(services: Services, run: Run, seed: int, reports: Path) -> 
         f"--config-file={Path(__file__).with_name('schemathesis.toml')}",
         "run",
         f"{url}/openapi.json",
-        "--checks=all",
+        f"--checks={','.join(CONTRACT_CHECKS)}",
         "--phases=examples,coverage,fuzzing,stateful",
         f"--max-examples={run.examples}",
         f"--seed={seed}",

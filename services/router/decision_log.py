@@ -22,7 +22,7 @@ import orjson
 import stamina
 from aiokafka import AIOKafkaConsumer
 
-from services.router.decisions import DecisionRecord, DecisionStore
+from services.router.decisions import DecisionRecord, DecisionStore, records_from_rows
 from services.router.publisher import Producing
 from shared.kafka import make_consumer
 from shared.kafka_native import DeliveryBatch
@@ -113,10 +113,7 @@ def records_from_message(message: Any) -> list[DecisionRecord]:
     many per record, or one in the per-decision format of older routers."""
     headers = dict(message.headers or ())
     if headers.get(FORMAT_HEADER) == BATCH_FORMAT:
-        return [
-            DecisionRecord(alert_id, member, tuple(scopes), body)
-            for alert_id, member, scopes, body in orjson.loads(message.value)
-        ]
+        return records_from_rows(orjson.loads(message.value))
     return [
         DecisionRecord(
             alert_id=message.key.decode(),

@@ -47,8 +47,9 @@ FORMAT_HEADER: Final = "alertyard-decision-format"
 BATCH_FORMAT: Final = b"batch-v1"
 """The value is a JSON array of ``[alert id, member, scopes, body]``, one per decision."""
 CHUNK_BYTES: Final = 256 * 1024
-"""Decision bytes per record: well under the brokers' and librdkafka's 1 MB message limit
-(one decision is a few KB at most: every text field it holds is length-limited)."""
+"""Decision bytes per record. The bodies are ASCII JSON, which escaping into the array at most
+doubles, so a record stays under the brokers' and librdkafka's 1 MB message limit (one decision
+is a few KB at most: every text field it holds is length-limited)."""
 _BATCH_HEADERS: Final = [(FORMAT_HEADER, BATCH_FORMAT)]
 _RECORDS_PER_WRITE: Final = 16
 

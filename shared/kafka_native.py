@@ -84,6 +84,10 @@ class Delivered(NamedTuple):
     offset: int
 
 
+_new_delivered: Callable[[type[Delivered], tuple[str, int, int]], Delivered]
+_new_delivered = tuple.__new__
+
+
 def producer_config(
     bootstrap: str,
     *,
@@ -163,9 +167,9 @@ class DeliveryBatch:
 
     def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
         """The delivery callback of record ``index`` (producer poll thread)."""
-        if err is None:
-            self.placed[index] = Delivered(
-                msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        if err is None:  # the poll thread holds the GIL here: no NamedTuple __new__ (0.5 us)
+            self.placed[index] = _new_delivered(
+                Delivered, (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
             )
         else:
             self.failed.append(index)

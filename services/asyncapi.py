@@ -23,7 +23,6 @@ from faststream.specification import AsyncAPI
 
 from services.audit.subscriber import build_audit_router
 from services.router import rejects
-from services.router.decisions import Decision
 from shared.alert import Alert
 from shared.events import Event
 from shared.headers import AUTHORIZATION, RejectedHeaders, RoutedHeaders
@@ -115,11 +114,13 @@ def build_contract_broker(topics: TopicSettings | None = None) -> KafkaBroker:
         names.decisions,
         title=f"{names.decisions}:router",
         description=(
-            "Routing decisions (unless ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC=false): one per alert, "
-            "key the alert id, acknowledged before the router commits the batch; the router's "
-            "decision indexer writes them into Redis for lookups."
+            "Routing decisions (unless ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC=false), many per "
+            "record: a JSON array of [alert id, index member, scopes, the Decision as a JSON "
+            "string], no key, header alertyard-decision-format: batch-v1 (records without it "
+            "hold one decision, from older routers). Acknowledged before the router commits "
+            "the batch; the router's decision indexer writes them into Redis for lookups."
         ),
-        schema=Decision,
+        schema=list[tuple[str, str, list[str], str]],
     )
     broker.publisher(
         names.audit,

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -77,6 +78,10 @@ Instant = Annotated[
 """An RFC 3339 time, or Unix seconds (pydantic reads both): what producers may send."""
 
 
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE_CHARS)]
+
+
 class Alert(BaseModel):
     """One alert as a producer publishes it.
 
@@ -99,23 +104,12 @@ class Alert(BaseModel):
     environment: str = Field(default="", max_length=128)
     team: str | None = Field(default=None, max_length=128)
     """Stamped by the router when the alert came with a team token; producers may leave it out."""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+    """Checked by pydantic's core, not a Python validator: this runs for every routed alert."""
     annotations: dict[str, Any] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
     starts_at: Instant = Field(default_factory=_now)
     ends_at: Instant | None = None
-
-    @field_validator("labels")
-    @classmethod
-    def _limit_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        if len(labels) > MAX_LABELS:
-            raise ValueError(f"at most {MAX_LABELS} labels are allowed, got {len(labels)}")
-        for key, value in labels.items():
-            if not key or len(key) > 128:
-                raise ValueError("label names must be 1 to 128 characters")
-            if len(value) > MAX_LABEL_VALUE_CHARS:
-                raise ValueError(f"label {key!r} is longer than {MAX_LABEL_VALUE_CHARS} chars")
-        return labels
 
     @field_validator("annotations", "payload")
     @classmethod

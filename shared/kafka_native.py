@@ -84,6 +84,10 @@ class Delivered(NamedTuple):
     offset: int
 
 
+_new_delivered: Callable[[type[Delivered], tuple[str, int, int]], Delivered]
+_new_delivered = tuple.__new__
+
+
 def producer_config(
     bootstrap: str,
     *,
@@ -163,9 +167,9 @@ class DeliveryBatch:
 
     def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
         """The delivery callback of record ``index`` (producer poll thread)."""
-        if err is None:
-            self.placed[index] = Delivered(
-                msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        if err is None:  # the poll thread holds the GIL here: no NamedTuple __new__ (0.5 us)
+            self.placed[index] = _new_delivered(
+                Delivered, (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
             )
         else:
             self.failed.append(index)
@@ -222,7 +226,9 @@ class NativeProducer:
         """Enqueue ``messages`` (topic, key, value, headers) whose slots are ``indexes`` of
         ``delivery``; returns how many were handed over, the slots refused and the last
         refusal. Seal ``delivery`` afterwards."""
-        produce = self._producer.produce
+        # Untyped on purpose: the stub's header type is wider than ours (list is invariant),
+        # and a cast per record (a function call) is measurable on this path.
+        produce: Callable[..., None] = self._producer.produce
         report = delivery.report
         partial = functools.partial
         handed = 0
@@ -231,11 +237,7 @@ class NativeProducer:
         for index, (topic, key, value, headers) in zip(indexes, messages, strict=True):
             try:
                 produce(
-                    topic,
-                    value,
-                    key,
-                    headers=_headers(headers),
-                    on_delivery=partial(report, index),
+                    topic, value, key, headers=headers or None, on_delivery=partial(report, index)
                 )
             except (BufferError, KafkaException) as exc:  # full queue or a state error
                 refused.append(index)

@@ -1,8 +1,8 @@
 """Decisions as part of the at-least-once unit: a decisions topic, indexed into Redis.
 
 By default (``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC``, on unless set to false) the router
-publishes every decision record to the decisions topic (key: the alert id) with the router's
-own producer, right after the batch's copies were acknowledged, and commits the batch's offsets
+publishes a batch's decision records to the decisions topic with the router's own producer,
+right after the batch's copies were acknowledged, and commits the batch's offsets
 only once the decisions are acknowledged too. :class:`DecisionIndexer` consumes that topic and
 writes the records into Redis (the same idempotent script as the opt-out in-memory writer),
 committing only after Redis answered: a router kill -9 or a Redis outage of any length loses
@@ -18,23 +18,40 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
 import stamina
 from aiokafka import AIOKafkaConsumer
 
-from services.router.decisions import DecisionRecord, DecisionStore
+from services.router.decisions import DecisionRecord, DecisionStore, records_from_rows
 from services.router.publisher import Producing
 from shared.kafka import make_consumer
 from shared.kafka_native import DeliveryBatch
 from shared.logging import get_logger
 from shared.settings import RouterSettings
 
-__all__ = ["DecisionIndexer", "DecisionLog", "DecisionsNotDeliveredError", "record_from_message"]
+__all__ = [
+    "CHUNK_BYTES",
+    "DecisionIndexer",
+    "DecisionLog",
+    "DecisionsNotDeliveredError",
+    "records_from_message",
+]
 
 log = get_logger(__name__)
 
+# The per-decision format of older routers (key: alert id, value: the body), still read.
 MEMBER_HEADER: Final = "alertyard-decision-member"
 SCOPES_HEADER: Final = "alertyard-decision-scopes"
 """Scopes joined by newlines (a team name never holds one)."""
+FORMAT_HEADER: Final = "alertyard-decision-format"
+BATCH_FORMAT: Final = b"batch-v1"
+"""The value is a JSON array of ``[alert id, member, scopes, body]``, one per decision."""
+CHUNK_BYTES: Final = 256 * 1024
+"""Decision bytes per record. The bodies are ASCII JSON, which escaping into the array at most
+doubles, so a record stays under the brokers' and librdkafka's 1 MB message limit (one decision
+is a few KB at most: every text field it holds is length-limited)."""
+_BATCH_HEADERS: Final = [(FORMAT_HEADER, BATCH_FORMAT)]
+_RECORDS_PER_WRITE: Final = 16
 
 
 class DecisionLog:
@@ -46,19 +63,11 @@ class DecisionLog:
         self._topic = topic
 
     def send(self, records: Sequence[DecisionRecord]) -> DeliveryBatch:
-        """Hand every record to the producer; returns their pending delivery reports."""
+        """Hand the records to the producer, many per Kafka record (no key: any partition
+        will do, the index does not depend on order); returns their pending delivery reports."""
         topic = self._topic
         messages = [
-            (
-                topic,
-                record.alert_id.encode(),
-                record.body.encode(),
-                [
-                    (MEMBER_HEADER, record.member.encode()),
-                    (SCOPES_HEADER, "\n".join(record.scopes).encode()),
-                ],
-            )
-            for record in records
+            (topic, None, orjson.dumps(chunk), _BATCH_HEADERS) for chunk in _chunks(records)
         ]
         delivery = DeliveryBatch(asyncio.get_running_loop(), len(messages))
         handed, refused, error = self._producer.produce_batch(
@@ -84,15 +93,36 @@ class DecisionsNotDeliveredError(Exception):
     """Decision records Kafka did not acknowledge: the batch is replayed, never committed."""
 
 
-def record_from_message(message: Any) -> DecisionRecord:
-    """The :class:`DecisionRecord` a :class:`DecisionLog` published (an aiokafka record)."""
+def _chunks(records: Sequence[DecisionRecord]) -> list[list[tuple[Any, ...]]]:
+    """The records as JSON-ready rows, split so that no chunk's bodies pass CHUNK_BYTES."""
+    chunks: list[list[tuple[Any, ...]]] = []
+    chunk: list[tuple[Any, ...]] = []
+    size = 0
+    for record in records:
+        if chunk and size + len(record.body) > CHUNK_BYTES:
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(tuple(record))  # orjson encodes tuples, not NamedTuple subclasses
+        size += len(record.body) + len(record.member) + 64
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def records_from_message(message: Any) -> list[DecisionRecord]:
+    """The :class:`DecisionRecord` s a :class:`DecisionLog` published (an aiokafka record):
+    many per record, or one in the per-decision format of older routers."""
     headers = dict(message.headers or ())
-    return DecisionRecord(
-        alert_id=message.key.decode(),
-        member=headers[MEMBER_HEADER].decode(),
-        scopes=tuple(headers[SCOPES_HEADER].decode().split("\n")),
-        body=message.value.decode(),
-    )
+    if headers.get(FORMAT_HEADER) == BATCH_FORMAT:
+        return records_from_rows(orjson.loads(message.value))
+    return [
+        DecisionRecord(
+            alert_id=message.key.decode(),
+            member=headers[MEMBER_HEADER].decode(),
+            scopes=tuple(headers[SCOPES_HEADER].decode().split("\n")),
+            body=message.value.decode(),
+        )
+    ]
 
 
 class DecisionIndexer:
@@ -128,8 +158,9 @@ class DecisionIndexer:
     async def run(self) -> None:
         """Index until :meth:`stop`; a Redis outage holds the commit, never drops a record."""
         while not self._stopping.is_set():
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=2000)
-            records = [record_from_message(m) for messages in batch.values() for m in messages]
+            # A record holds up to a batch of decisions: a few make one bounded Redis write.
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=_RECORDS_PER_WRITE)
+            records = [r for ms in batch.values() for m in ms for r in records_from_message(m)]
             if not records:
                 continue
             # Named policy: exponential backoff with jitter up to 5 s, until Redis answers.

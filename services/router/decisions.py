@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
@@ -44,6 +44,7 @@ __all__ = [
     "Placement",
     "decision_key",
     "index_key",
+    "records_from_rows",
 ]
 
 log = get_logger(__name__)
@@ -219,32 +220,45 @@ class DecisionEncoder:
         summary: str = "",
         service: str = "",
     ) -> DecisionRecord:
-        text = self._str
+        # Inlined cache look-ups (``get(x) or miss(x)``): a method call per field cost more
+        # than the rest of the record.
+        get, miss = self._json.get, self._str
         quoted_id = _json_str(alert_id)
+        lists = self._lists
         body = _BODY % (
             quoted_id,
-            text(outcome),
-            text(alert_status),
-            text(severity),
+            get(outcome) or miss(outcome),
+            get(alert_status) or miss(alert_status),
+            get(severity) or miss(severity),
             quoted_id if dedup_key == alert_id else _json_str(dedup_key),
             _json_str(summary),
-            text(service),
-            self._list(teams),
-            self._list(rule_ids),
+            get(service) or miss(service),
+            lists.get(teams) or self._list(teams),
+            lists.get(rule_ids) or self._list(rule_ids),
             ruleset_version,
             "true" if fallback else "false",
-            text(token_id),
+            get(token_id) or miss(token_id),
             self._received,
             self._routed,
-            text(source[0]),
+            get(source[0]) or miss(source[0]),
             source[1],
             source[2],
-            ",".join([_PLACEMENT % (text(t), p, o) for t, p, o in published]),
+            ",".join([_PLACEMENT % (get(t) or miss(t), p, o) for t, p, o in published]),
         )
         scopes = self._scopes.get((teams, outcome))
         if scopes is None:
             scopes = self._scopes[teams, outcome] = scopes_for(teams, outcome)
-        return DecisionRecord(alert_id, self._member_prefix + alert_id, scopes, body)
+        return _new_record(DecisionRecord, (alert_id, self._member_prefix + alert_id, scopes, body))
+
+
+_new_record: Callable[[type[DecisionRecord], tuple[str, str, tuple[str, ...], str]], DecisionRecord]
+_new_record = tuple.__new__  # a NamedTuple's own __new__ costs 0.5 us
+
+
+def records_from_rows(rows: Iterable[Sequence[Any]]) -> list[DecisionRecord]:
+    """Records from ``[alert id, member, scopes, body]`` rows (the decisions topic's JSON)."""
+    new = _new_record
+    return [new(DecisionRecord, (a, m, tuple(s), b)) for a, m, s, b in rows]
 
 
 def _iso(moment: datetime | str) -> str:

@@ -10,7 +10,7 @@ and reused; routed headers are plain tuples, never a pydantic model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -44,6 +44,12 @@ class OutMessage(NamedTuple):
     key: bytes | None
     value: bytes
     headers: list[Header]
+
+
+_new_message: Callable[
+    [type[OutMessage], tuple[str, bytes | None, bytes, list[Header]]], OutMessage
+]
+_new_message = tuple.__new__  # a NamedTuple's own __new__ costs 0.5 us per record
 
 
 @dataclass(slots=True)
@@ -96,6 +102,7 @@ def plan_batch(
     decisions = _evaluate(ruleset, alerts, _sources(principals))
     plan = BatchPlan()
     messages, copies = plan.messages, plan.copies_by_team
+    new_message = _new_message
     shared = _SharedParts(topics)
     next_decision = iter(decisions).__next__
     for inbound, verdict in zip(inbounds, verdicts, strict=True):
@@ -133,12 +140,12 @@ def plan_batch(
                 topic, team_header = shared.team(team)
                 indexes.append(len(messages))
                 headers = [alert_id, team_header, rules, version, token, source]
-                messages.append(OutMessage(topic, key, value, headers))
+                messages.append(new_message(OutMessage, (topic, key, value, headers)))
                 copies[team] = copies.get(team, 0) + 1
         else:
             indexes.append(len(messages))
             headers = [alert_id, shared.no_team, rules, version, token, source]
-            messages.append(OutMessage(topics.unrouted, key, value, headers))
+            messages.append(new_message(OutMessage, (topics.unrouted, key, value, headers)))
             plan.unrouted += 1
         plan.accepted.append(planned)
     return plan

@@ -1,21 +1,73 @@
-"""A decision record survives the trip through the decisions topic unchanged."""
+"""Decision records survive the trip through the decisions topic unchanged."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from services.router.decision_log import MEMBER_HEADER, SCOPES_HEADER, record_from_message
+from services.router.decision_log import (
+    CHUNK_BYTES,
+    MEMBER_HEADER,
+    SCOPES_HEADER,
+    DecisionLog,
+    records_from_message,
+)
 from services.router.decisions import DecisionRecord
+from shared.kafka_native import DeliveryBatch, Outgoing
 
 
 class _Message(NamedTuple):  # the fields of an aiokafka ConsumerRecord the indexer reads
-    key: bytes
+    key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
 
 
-def test_record_round_trip_through_headers() -> None:
-    record = DecisionRecord("a1", "0000000000001:a1", ("all", "team:ops", "unrouted"), '{"x":1}')
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+
+    def produce_batch(
+        self, messages: Iterable[Outgoing], delivery: DeliveryBatch, indexes: Iterable[int]
+    ) -> tuple[int, list[int], str]:
+        self.sent.extend(messages)
+        return len(self.sent), [], ""
+
+
+def _record(n: int, body: str = '{"x":1}') -> DecisionRecord:
+    return DecisionRecord(f"a{n}", f"0000000000001:a{n}", ("all", "team:ops", "unrouted"), body)
+
+
+async def _sent(records: list[DecisionRecord]) -> list[Outgoing]:
+    producer = _Producer()
+    DecisionLog(producer, "decisions").send(records)
+    return producer.sent
+
+
+def test_a_batch_of_decisions_travels_in_one_record() -> None:
+    records = [_record(n) for n in range(500)]
+    sent = asyncio.run(_sent(records))
+    assert len(sent) == 1
+    topic, key, value, headers = sent[0]
+    assert topic == "decisions"
+    assert records_from_message(_Message(key, value, headers)) == records
+
+
+def test_large_batches_are_split_below_the_record_limit() -> None:
+    records = [_record(n, '"' + "s" * 4000 + '"') for n in range(200)]
+    sent = asyncio.run(_sent(records))
+    assert len(sent) > 1
+    assert all(len(value) < CHUNK_BYTES + 8192 for _, _, value, _ in sent)
+    back = [
+        r
+        for _, key, value, headers in sent
+        for r in records_from_message(_Message(key, value, headers))
+    ]
+    assert back == records
+
+
+def test_one_decision_records_of_older_routers_are_still_read() -> None:
+    record = _record(1)
     message: Any = _Message(
         key=record.alert_id.encode(),
         value=record.body.encode(),
@@ -24,4 +76,4 @@ def test_record_round_trip_through_headers() -> None:
             (SCOPES_HEADER, "\n".join(record.scopes).encode()),
         ],
     )
-    assert record_from_message(message) == record
+    assert records_from_message(message) == [record]

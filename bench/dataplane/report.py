@@ -45,7 +45,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         }
         summary["router_vs_bare_aiokafka"] = _ratio(router, _rate(loops, "bare_aiokafka"))
         summary["decisions_topic_on_vs_off"] = _ratio(
-            _rate(loops, "router_decisions_via_topic"), router
+            router, _rate(loops, "router_decisions_in_memory")
         )
         summary["exactly_once_vs_at_least_once"] = _ratio(
             _rate(loops, "router_exactly_once"), router

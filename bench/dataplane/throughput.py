@@ -121,8 +121,9 @@ def loops(*, exactly_once: bool) -> dict[str, Loop]:
         "bare_librdkafka": _rdkafka,
         "bare_aiokafka": _aiokafka,
         "quix_streams": _quix,
-        "router_at_least_once": _router(),
-        "router_decisions_via_topic": _router(ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC="true"),
+        "router_at_least_once": _router(),  # the defaults: decisions through the decisions topic
+        # The opt-out, for the decisions topic's cost (#14); "true" here would repeat the default.
+        "router_decisions_in_memory": _router(ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC="false"),
     }
     if exactly_once:
         found["router_exactly_once"] = _router(ALERTYARD_ROUTER_EXACTLY_ONCE="true")

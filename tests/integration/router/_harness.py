@@ -28,6 +28,24 @@ from shared.settings import RouterSettings, TopicSettings
 Record = Any  # aiokafka ships no type information (ConsumerRecord)
 
 
+DBA_THEN_SRE = Ruleset.model_validate(
+    {
+        "rules": [
+            {
+                "name": "databases",
+                "owner_team": "dba",
+                "condition_groups": [
+                    {"conditions": [{"field": "service", "operator": "equals", "value": "db"}]}
+                ],
+                "destinations": ["dba"],
+            },
+            {"name": "rest", "owner_team": "sre", "destinations": ["sre"], "fallback": True},
+        ]
+    }
+)
+"""Database alerts to dba, everything else to sre (the router process tests)."""
+
+
 def router_settings(bootstrap: str, redis_url: str, **overrides: Any) -> RouterSettings:
     """Settings on unique topics and a unique group, so tests never see each other."""
     tag = uuid.uuid4().hex[:10]

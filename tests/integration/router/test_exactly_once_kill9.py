@@ -20,10 +20,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 from redis.asyncio import Redis
 
-from services.rules.engine.model import Ruleset
 from services.tokens.testing import test_settings
 from tests.integration._processes import listen_socket, start_service, wait_ready
 from tests.integration.router._harness import (
+    DBA_THEN_SRE,
     Collector,
     router_process_env,
     router_settings,
@@ -33,21 +33,7 @@ from tests.integration.router._harness import (
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
-RULESET = Ruleset.model_validate(
-    {
-        "rules": [
-            {
-                "name": "databases",
-                "owner_team": "dba",
-                "condition_groups": [
-                    {"conditions": [{"field": "service", "operator": "equals", "value": "db"}]}
-                ],
-                "destinations": ["dba"],
-            },
-            {"name": "rest", "owner_team": "sre", "destinations": ["sre"], "fallback": True},
-        ]
-    }
-)
+RULESET = DBA_THEN_SRE
 SENT = 4_000
 STOP_ATTEMPTS = 200
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.rules.engine.model import Ruleset
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from tests.integration._processes import listen_socket, start_service, wait_ready
 from tests.integration.router._harness import (
+    DBA_THEN_SRE,
     AlertSender,
     Collector,
     alert_body,
@@ -29,21 +29,7 @@ from tests.integration.router._harness import (
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
-RULESET = Ruleset.model_validate(
-    {
-        "rules": [
-            {
-                "name": "databases",
-                "owner_team": "dba",
-                "condition_groups": [
-                    {"conditions": [{"field": "service", "operator": "equals", "value": "db"}]}
-                ],
-                "destinations": ["dba"],
-            },
-            {"name": "rest", "owner_team": "sre", "destinations": ["sre"], "fallback": True},
-        ]
-    }
-)
+RULESET = DBA_THEN_SRE
 TOTAL = 3000
 
 

@@ -24,6 +24,7 @@ from services.rules.engine.compiled import CompiledRuleset, compile_ruleset
 from services.rules.engine.model import Ruleset
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.settings import RouterSettings, TopicSettings
+from tests._waiting import eventually
 
 Record = Any  # aiokafka ships no type information (ConsumerRecord)
 
@@ -305,10 +306,13 @@ async def lookups_missing(redis: Any, ids: list[str], *, within: float) -> list[
     the indexers to catch up (returns as soon as none is missing)."""
     store = DecisionStore(redis, retention_s=3600)
     missing = list(ids)
-    deadline = time.monotonic() + within
-    while missing and time.monotonic() < deadline:
+
+    async def caught_up() -> bool:
+        nonlocal missing
         found = await store.get_many(missing)
         missing = [i for i, decision in zip(missing, found, strict=True) if decision is None]
-        if missing:
-            await asyncio.sleep(0.2)  # polling the indexers' progress (another process)
+        return not missing
+
+    with contextlib.suppress(AssertionError):  # the caller counts what is still missing
+        await eventually(caught_up, what="decision lookups", within=within, every=0.2)
     return missing

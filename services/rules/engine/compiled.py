@@ -9,11 +9,16 @@ unchanged. Every candidate still checks all its conditions, the index only prune
 
 Team-scoped rules (:mod:`.scope`) are indexed like any other; a candidate whose rule is scoped
 to a team that does not own the alert's source is skipped before its conditions are checked.
+
+A decision depends only on the values of the fields the enabled rules read and on the source's
+owners, and a batch repeats those (a few services and severities). :meth:`evaluate_many` therefore
+evaluates once per distinct input of a batch and shares the (immutable) decision, unless a rule
+reads a field that is unique per alert (:data:`PER_ALERT_FIELDS`), where every input is distinct.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final
@@ -34,7 +39,7 @@ from services.rules.engine.model import (
 from services.rules.engine.scope import NO_OWNERS, UNKNOWN_SOURCE, AlertSource, owners_of
 from shared.alert import Alert
 
-__all__ = ["CompiledRuleset", "compile_ruleset"]
+__all__ = ["PER_ALERT_FIELDS", "CompiledRuleset", "compile_ruleset"]
 
 _UNSET: Final[Any] = object()
 _Pred = Callable[[str], bool]
@@ -44,6 +49,28 @@ _INDEXABLE: Final = frozenset({Operator.is_one_of, Operator.equals})
 _SET_CHUNK: Final = 256
 _SET_MAX_MEM: Final = 64 << 20
 _MAX_OWNER_CACHE: Final = 10_000
+PER_ALERT_FIELDS: Final = frozenset({"id", "dedup_key", "summary", "annotations", "payload"})
+"""Fields (and containers, for any path into them) whose value is unique per alert in practice:
+a rule reading one makes every input of a batch distinct, so decisions are not shared."""
+_DISTINCT_PROBE: Final = 64
+"""After this many alerts of a batch, sharing stops if most inputs so far were distinct."""
+_InputKey = Callable[[Alert], Hashable]
+
+
+def _input_key(readers: dict[str, FieldReader]) -> _InputKey | None:
+    """What identifies an alert's input to the rules (the values of every field they read), or
+    None when a rule reads a per-alert field. Specialised by arity: this runs once per alert."""
+    if any(f.partition(".")[0] in PER_ALERT_FIELDS for f in readers):
+        return None
+    read = tuple(readers.values())
+    if not read:
+        return lambda alert: None
+    if len(read) == 1:
+        return read[0]
+    if len(read) == 2:
+        first, second = read
+        return lambda alert: (first(alert), second(alert))
+    return lambda alert: tuple([reader(alert) for reader in read])
 
 
 def _predicate(condition: Condition) -> _Pred:
@@ -309,7 +336,7 @@ def _holds(checks: tuple[_Check, ...], alert: Alert, memo: dict[str, str | None]
 class CompiledRuleset:
     """A ruleset ready for the hot path. Immutable once built; swap the whole object."""
 
-    __slots__ = ("_fallback", "_main", "_owners", "_scoped", "ruleset", "version")
+    __slots__ = ("_fallback", "_input_key", "_main", "_owners", "_scoped", "ruleset", "version")
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
@@ -321,6 +348,7 @@ class CompiledRuleset:
         self._fallback = _Pass([r for r in enabled if r.fallback], readers)
         self._scoped = self._main.scoped or self._fallback.scoped
         self._owners: dict[AlertSource, frozenset[str]] = {}
+        self._input_key = _input_key(readers)  # readers now holds every field the rules read
 
     def owners(self, source: AlertSource) -> frozenset[str]:
         """The teams owning ``source`` (cached: a ruleset is immutable, sources are few)."""
@@ -335,8 +363,10 @@ class CompiledRuleset:
 
     def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> RoutingDecision:
         """Where ``alert`` from ``source`` goes; identical to :func:`.reference.evaluate`."""
+        return self._decide(alert, self.owners(source) if self._scoped else NO_OWNERS)
+
+    def _decide(self, alert: Alert, owners: frozenset[str]) -> RoutingDecision:
         memo: dict[str, str | None] = {}
-        owners = self.owners(source) if self._scoped else NO_OWNERS
         matched = self._main.run(alert, memo, owners)
         fallback = False
         if not matched and self._fallback.rules:
@@ -359,11 +389,44 @@ class CompiledRuleset:
     def evaluate_many(
         self, alerts: Iterable[Alert], sources: Sequence[AlertSource] | None = None
     ) -> list[RoutingDecision]:
-        """One decision per alert; ``sources[i]`` published ``alerts[i]`` (unknown if None)."""
-        evaluate = self.evaluate
+        """One decision per alert; ``sources[i]`` published ``alerts[i]`` (unknown if None).
+
+        Alerts with the same input (see the module's docstring) share one decision object."""
+        alerts = alerts if isinstance(alerts, Sequence) else list(alerts)
+        if sources is not None and len(sources) != len(alerts):
+            raise ValueError(f"{len(alerts)} alerts but {len(sources)} sources")
         if sources is None or not self._scoped:  # no team rule: the source cannot matter
-            return [evaluate(alert) for alert in alerts]
-        return [evaluate(alert, source) for alert, source in zip(alerts, sources, strict=True)]
+            sources = None
+        input_key = self._input_key
+        if input_key is None:
+            return self._evaluate_each(alerts, sources, 0)
+        decide = self._decide
+        shared: dict[tuple[Hashable, frozenset[str]], RoutingDecision] = {}
+        decisions: list[RoutingDecision] = []
+        owners = self.owners(UNKNOWN_SOURCE)
+        last_source: AlertSource | None = None
+        for n, alert in enumerate(alerts):
+            if sources is not None and sources[n] is not last_source:  # runs of one token
+                last_source = sources[n]
+                owners = self.owners(last_source)
+            key = (input_key(alert), owners)
+            decision = shared.get(key)
+            if decision is None:
+                if n >= _DISTINCT_PROBE and 2 * len(shared) > n:  # mostly distinct: stop keying
+                    decisions.extend(self._evaluate_each(alerts, sources, n))
+                    return decisions
+                decision = shared[key] = decide(alert, owners)
+            decisions.append(decision)
+        return decisions
+
+    def _evaluate_each(
+        self, alerts: Sequence[Alert], sources: Sequence[AlertSource] | None, start: int
+    ) -> list[RoutingDecision]:
+        """One evaluation per alert from ``start`` on (sources None: the source cannot matter)."""
+        evaluate = self.evaluate
+        if sources is None:
+            return [evaluate(alerts[n]) for n in range(start, len(alerts))]
+        return [evaluate(alerts[n], sources[n]) for n in range(start, len(alerts))]
 
 
 def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:

@@ -92,7 +92,7 @@ def plan_batch(
     topics: TopicSettings,
 ) -> BatchPlan:
     """Decide every record of a batch, in order, into team / unrouted / rejected messages."""
-    verdicts = [_accept(inbound, auth) for inbound in inbounds]
+    verdicts = _admit(inbounds, auth)
     alerts: list[Alert] = []
     principals: list[Principal] = []
     for verdict in verdicts:
@@ -101,9 +101,17 @@ def plan_batch(
             principals.append(verdict[1])
     decisions = _evaluate(ruleset, alerts, _sources(principals))
     plan = BatchPlan()
-    messages, copies = plan.messages, plan.copies_by_team
+    messages, accepted = plan.messages, plan.accepted
     new_message = _new_message
     shared = _SharedParts(topics)
+    # Alerts with the same input share one decision object (evaluate_many), so everything
+    # derived from a decision is built once per distinct decision; ``decisions`` keeps the
+    # objects alive, so their ids stay unique for the whole loop.
+    routes: dict[int, _Route] = {}
+    # A batch is runs of one partition and of one producer's token: their headers are reused.
+    last_topic, last_partition, prefix = "", -1, b""
+    last_principal: Principal | None = None
+    token: Header = (_TOKEN_ID, b"")
     next_decision = iter(decisions).__next__
     for inbound, verdict in zip(inbounds, verdicts, strict=True):
         if isinstance(verdict, Rejection):
@@ -114,47 +122,67 @@ def plan_batch(
         if isinstance(decision, Rejection):
             _reject(plan, inbound, decision, topics)
             continue
-        teams = shared.teams(decision.teams)
-        rule_ids = tuple(decision.rule_ids)
-        planned = PlannedAlert(
-            inbound,
-            alert,
-            principal,
-            teams,
-            rule_ids,
-            decision.ruleset_version,
-            decision.fallback,
-        )
+        route = routes.get(id(decision))
+        if route is None:
+            route = routes[id(decision)] = shared.route(decision)
+        route.alerts += 1
         # The producer's bytes go out untouched unless the router filled in or stamped a field.
         untouched = alert is inbound.alert and not inbound.rewritten
         value = inbound.value if untouched else alert.to_bytes()
         key = alert.kafka_key()
         alert_id = (_ALERT_ID, alert.id.encode())
-        rules = shared.rule_ids(rule_ids)
-        version = shared.version(decision.ruleset_version)
-        token = shared.token(principal.token_id)
-        source = shared.source(inbound)
-        indexes = planned.message_indexes
-        if teams:
-            for team in teams:
-                topic, team_header = shared.team(team)
-                indexes.append(len(messages))
-                headers = [alert_id, team_header, rules, version, token, source]
-                messages.append(new_message(OutMessage, (topic, key, value, headers)))
-                copies[team] = copies.get(team, 0) + 1
-        else:
-            indexes.append(len(messages))
-            headers = [alert_id, shared.no_team, rules, version, token, source]
-            messages.append(new_message(OutMessage, (topics.unrouted, key, value, headers)))
-            plan.unrouted += 1
-        plan.accepted.append(planned)
+        rules, version = route.rules, route.version
+        if principal is not last_principal:
+            token, last_principal = shared.token(principal.token_id), principal
+        if inbound.partition != last_partition or inbound.topic != last_topic:
+            last_topic, last_partition = inbound.topic, inbound.partition
+            prefix = shared.source_prefix(last_topic, last_partition)
+        source = (_SOURCE, b"%b%d" % (prefix, inbound.offset))
+        first = len(messages)
+        for topic, team_header in route.targets:
+            headers = [alert_id, team_header, rules, version, token, source]
+            messages.append(new_message(OutMessage, (topic, key, value, headers)))
+        accepted.append(
+            PlannedAlert(
+                inbound,
+                alert,
+                principal,
+                route.teams,
+                route.rule_ids,
+                route.ruleset_version,
+                route.fallback,
+                list(range(first, len(messages))),
+            )
+        )
+    copies = plan.copies_by_team
+    for route in routes.values():
+        if not route.teams:
+            plan.unrouted += route.alerts
+        for team in route.teams:
+            copies[team] = copies.get(team, 0) + route.alerts
     return plan
+
+
+@dataclass(slots=True)
+class _Route:
+    """What one decision of a batch turns into, for every alert that shares it."""
+
+    teams: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    ruleset_version: int
+    fallback: bool
+    targets: tuple[tuple[str, Header], ...]
+    """(topic, team header) per copy; the unrouted topic once for no team."""
+    rules: Header
+    version: Header
+    alerts: int = 0
+    """Alerts of the batch with this decision."""
 
 
 class _SharedParts:
     """Header values and topics that repeat within a batch, each built once."""
 
-    __slots__ = ("_rules", "_sources", "_teams", "_teamsets", "_tokens", "_topics", "_versions")
+    __slots__ = ("_rules", "_teams", "_teamsets", "_tokens", "_topics", "_versions")
 
     def __init__(self, topics: TopicSettings) -> None:
         self._topics = topics
@@ -163,9 +191,26 @@ class _SharedParts:
         self._rules: dict[tuple[str, ...], Header] = {}
         self._versions: dict[int, Header] = {}
         self._tokens: dict[str, Header] = {}
-        self._sources: dict[tuple[str, int], bytes] = {}
 
     no_team: Header = (_TEAM, b"")
+
+    def route(self, decision: RoutingDecisionView) -> _Route:
+        teams = self.teams(decision.teams)
+        rule_ids = tuple(decision.rule_ids)
+        targets = (
+            tuple(self.team(team) for team in teams)
+            if teams
+            else ((self._topics.unrouted, self.no_team),)
+        )
+        return _Route(
+            teams,
+            rule_ids,
+            decision.ruleset_version,
+            decision.fallback,
+            targets,
+            self.rule_ids(rule_ids),
+            self.version(decision.ruleset_version),
+        )
 
     def teams(self, teams: Sequence[str]) -> tuple[str, ...]:
         """The destinations without repeats, in order."""
@@ -199,12 +244,10 @@ class _SharedParts:
             found = self._tokens[token_id] = (_TOKEN_ID, token_id.encode())
         return found
 
-    def source(self, inbound: Inbound) -> Header:
-        where = (inbound.topic, inbound.partition)
-        prefix = self._sources.get(where)
-        if prefix is None:
-            prefix = self._sources[where] = f"{inbound.topic}/{inbound.partition}/".encode()
-        return (_SOURCE, b"%b%d" % (prefix, inbound.offset))
+    @staticmethod
+    def source_prefix(topic: str, partition: int) -> bytes:
+        """The source header's value up to the offset: ``topic/partition/``."""
+        return f"{topic}/{partition}/".encode()
 
 
 def _sources(principals: Iterable[Principal]) -> list[AlertSource]:
@@ -245,14 +288,36 @@ def _evaluate_one(
         return Rejection.of(rejects.EVALUATION_ERROR, f"rule evaluation failed: {exc!r}")
 
 
-def _accept(
-    inbound: Inbound, auth: Mapping[str, AuthOutcome]
-) -> tuple[Alert, Principal] | Rejection:
-    if inbound.rejection is not None:
-        return inbound.rejection
-    if inbound.alert is None or inbound.token is None:  # inspect_record sets one or the other
-        return Rejection.of(rejects.SCHEMA_VIOLATION, "message could not be read")
-    outcome = auth[inbound.token]
+def _admit(
+    inbounds: Sequence[Inbound], auth: Mapping[str, AuthOutcome]
+) -> list[tuple[Alert, Principal] | Rejection]:
+    """Each record's alert and principal, or why it is rejected; a token is judged once."""
+    judged: dict[str, Principal | Rejection] = {}
+    verdicts: list[tuple[Alert, Principal] | Rejection] = []
+    for inbound in inbounds:
+        if inbound.rejection is not None:
+            verdicts.append(inbound.rejection)
+            continue
+        alert, token = inbound.alert, inbound.token
+        if alert is None or token is None:  # inspect_record sets one or the other
+            verdicts.append(Rejection.of(rejects.SCHEMA_VIOLATION, "message could not be read"))
+            continue
+        judgement = judged.get(token)
+        if judgement is None:
+            judgement = judged[token] = _judge(auth[token])
+        if isinstance(judgement, Rejection):
+            verdicts.append(judgement)
+            continue
+        team = judgement.team
+        if team and judgement.kind is TokenKind.team and alert.team != team:
+            # A team token speaks for its team only: the alert is stamped with it.
+            alert = alert.model_copy(update={"team": team})
+        verdicts.append((alert, judgement))
+    return verdicts
+
+
+def _judge(outcome: AuthOutcome) -> Principal | Rejection:
+    """The principal when its token may publish alerts, else why not."""
     if not isinstance(outcome, Principal):
         return Rejection.of(outcome.code, outcome.detail)
     if not outcome.has(Permission.alerts_publish):
@@ -260,11 +325,7 @@ def _accept(
             rejects.PERMISSION_DENIED,
             f"token {outcome.token_id} lacks the {Permission.alerts_publish.value} permission",
         )
-    alert = inbound.alert
-    if outcome.kind is TokenKind.team and outcome.team and alert.team != outcome.team:
-        # A team token speaks for its team only: the alert is stamped with it.
-        alert = alert.model_copy(update={"team": outcome.team})
-    return alert, outcome
+    return outcome
 
 
 def _reject(plan: BatchPlan, inbound: Inbound, rejection: Rejection, topics: TopicSettings) -> None:

@@ -181,3 +181,78 @@ def test_each_alert_reaches_the_evaluator_with_its_source() -> None:
         "from-bridge": ("payments",),  # assigned to payments by an admin
         "spoofed": ("platform",),  # the alert's own team field owns nothing
     }
+
+
+def test_a_batch_plans_as_its_records_would_one_by_one() -> None:
+    """Decisions, headers and topics shared across a batch change nothing: the plan of a batch
+    (repeated decisions, fan-out, unrouted, two tokens, two partitions) is the concatenation of
+    the plans of its records."""
+    ruleset = compile_ruleset(
+        parse_ruleset(
+            {
+                "rules": [
+                    {
+                        "name": "db",
+                        "owner_team": "dba",
+                        "destinations": ["dba", "sre"],
+                        "continue": True,
+                        "condition_groups": [
+                            {
+                                "conditions": [
+                                    {"field": "service", "operator": "equals", "values": ["db"]}
+                                ]
+                            }
+                        ],
+                    },
+                    {
+                        "name": "crit",
+                        "owner_team": "sre",
+                        "destinations": ["sre", "oncall"],
+                        "condition_groups": [
+                            {
+                                "conditions": [
+                                    {
+                                        "field": "severity",
+                                        "operator": "is_one_of",
+                                        "values": ["critical"],
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                ]
+            },
+            version=4,
+        )
+    )
+    services = ["db", "web", "db", "cache", "web", "db"]
+    inbounds = []
+    for n in range(24):
+        body = json.dumps(
+            alert(services[n % 6], id=f"a{n}", severity=("critical", "warning")[n % 4 > 0])
+        ).encode()
+        token = ("good", "other")[n // 12]
+        headers = [("authorization", f"Bearer {token}".encode())]
+        inbounds.append(inspect_record("alerts", n // 8, n, b"k", body, headers, 1_700_000_000_000))
+    auth: dict[str, AuthOutcome] = {"good": principal("tok-good"), "other": principal("tok-o")}
+    batch = plan_batch(inbounds, auth, ruleset, TOPICS)
+    singles = [plan_batch([inbound], auth, ruleset, TOPICS) for inbound in inbounds]
+    assert batch.messages == [m for single in singles for m in single.messages]
+    assert batch.unrouted == sum(s.unrouted for s in singles) > 0
+    copies: dict[str, int] = {}
+    for single in singles:
+        for team, count in single.copies_by_team.items():
+            copies[team] = copies.get(team, 0) + count
+    assert batch.copies_by_team == copies
+    offset = 0
+    for planned, single in zip(batch.accepted, singles, strict=True):
+        (one,) = single.accepted
+        assert planned.message_indexes == [offset + i for i in one.message_indexes]
+        offset += len(single.messages)
+        assert (planned.teams, planned.rule_ids, planned.ruleset_version, planned.fallback) == (
+            one.teams,
+            one.rule_ids,
+            one.ruleset_version,
+            one.fallback,
+        )
+        assert planned.principal is one.principal

@@ -67,6 +67,9 @@ GroupProtocol = Literal["classic", "consumer"]
 _LIBRDKAFKA_LOG: Final = logging.getLogger("librdkafka")
 """librdkafka's own log lines, through the shared JSON + redaction chain (not raw stderr)."""
 
+_ANY_PARTITION: Final = -1
+"""librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner picks the partition."""
+
 _POLL_INTERVAL_S: Final = 0.05
 """How often the producer thread wakes without traffic (delivery reports wake it earlier)."""
 
@@ -236,8 +239,18 @@ class NativeProducer:
         error = ""
         for index, (topic, key, value, headers) in zip(indexes, messages, strict=True):
             try:
+                # Positional, in Producer.c's order (topic, value, key, partition, callback,
+                # on_delivery, timestamp, headers): its keyword parsing cost ~0.3-0.6 us per
+                # record. The callback per record stays: a report names no slot of its own.
                 produce(
-                    topic, value, key, headers=headers or None, on_delivery=partial(report, index)
+                    topic,
+                    value,
+                    key,
+                    _ANY_PARTITION,
+                    partial(report, index),
+                    None,
+                    0,
+                    headers or None,
                 )
             except (BufferError, KafkaException) as exc:  # full queue or a state error
                 refused.append(index)

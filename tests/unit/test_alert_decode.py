@@ -105,37 +105,13 @@ _FIELDS: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
-_short = st.text(max_size=12)
-_named = st.text(min_size=1, max_size=12)
-_VALID: dict[str, st.SearchStrategy[Any]] = {
-    "id": _named,
-    "dedup_key": _short,
-    "source": _named,
-    "summary": _named,
-    "severity": st.sampled_from(["critical", "error", "warning", "info"]),
-    "status": st.sampled_from(["firing", "resolved"]),
-    "service": _short,
-    "environment": _short,
-    "team": st.none() | _short,
-    "labels": st.dictionaries(st.text(min_size=1, max_size=6), st.text(max_size=6), max_size=4),
-    "annotations": st.dictionaries(st.text(max_size=6), _json, max_size=4),
-    "payload": st.dictionaries(st.text(max_size=6), _json, max_size=4),
-    "starts_at": st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat()),
-    "ends_at": st.none() | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
-}
-"""Values pydantic accepts; documents are mostly these, with a few fields from ``_FIELDS``
-(valid or not), so that many documents are valid but for one field."""
-
-
 @st.composite
 def _documents(draw: st.DrawFn) -> bytes:
     doc: dict[str, Any] = {}
-    for name, anything in _FIELDS.items():
+    for name, values in _FIELDS.items():
         required = name in ("source", "summary")
-        pick = draw(st.integers(0, 11))
-        if pick < 4 and not (required and pick > 0):
-            continue  # left out (a required field only now and then)
-        doc[name] = draw(anything if pick == 11 else _VALID[name])
+        if draw(st.booleans()) or (required and draw(st.integers(0, 9)) > 0):
+            doc[name] = draw(values)
     if draw(st.integers(0, 9)) == 0:
         doc[draw(st.sampled_from(["extra", "Source", "labels "]))] = draw(_scalar)
     root: Any = doc if draw(st.integers(0, 19)) > 0 else draw(st.sampled_from([[doc], "x", 1]))
@@ -166,12 +142,6 @@ _RAW = [
     b'{"source":"s","summary":"x","payload":' + b'{"a":' * 5000 + b"1" + b"}" * 5001,
     b"",
     b"null",
-    *(
-        json.dumps({"source": "s", "summary": "x", field: {ch * n: 1}}).encode()
-        for field in ("annotations", "payload")
-        for ch in ("k", "\U0001f600")
-        for n in (4096, 4097)  # the config-wide string limit also holds for keys
-    ),
 ]
 
 

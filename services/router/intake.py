@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from services.router import rejects
 from services.router.rejects import Rejection
 from shared.alert import MAX_ALERT_BYTES, Alert
-from shared.alert_decode import decode_alert
 from shared.formats import Format, Problem, alertmanager, detect, pagerduty
 from shared.formats.detect import FORMAT_HEADER
 from shared.headers import AUTHORIZATION, bearer_token, header_value
@@ -223,9 +222,6 @@ def _parse(body: bytes, severities: SeverityTable) -> tuple[Alert | Rejection, b
         return Rejection.of(
             rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
         ), False
-    fast = decode_alert(body)  # the common case; None sends it down pydantic's path
-    if fast is not None:
-        return fast, False
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -27,7 +27,7 @@ from services.router.rejects import Rejection
 from shared.alert import MAX_ALERT_BYTES, Alert
 from shared.formats import Format, Problem, alertmanager, detect, pagerduty
 from shared.formats.detect import FORMAT_HEADER
-from shared.headers import AUTHORIZATION, bearer_token, header_value
+from shared.headers import AUTHORIZATION, bearer_token
 from shared.reasons import describe_validation_error
 from shared.severity import DEFAULT_TABLE, SeverityTable, UnmappedSeverityError
 
@@ -156,11 +156,7 @@ def _inspect(
             rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
         )
         return [inbound]
-    raw = None
-    for name, header in headers or ():
-        if name == AUTHORIZATION or name.lower() == AUTHORIZATION:  # the first one counts
-            raw = header
-            break
+    raw, declared = _read_headers(headers)
     if raw is None:
         bound = options.topic_tokens.get(topic)
         if bound is None:
@@ -178,7 +174,6 @@ def _inspect(
         inbound.rejection = token
         return [inbound]
     inbound.token = token
-    declared = header_value(headers or (), FORMAT_HEADER) if headers else None
     if declared is not None and declared not in _FORMATS:
         inbound.rejection = Rejection.of(
             rejects.SCHEMA_VIOLATION,
@@ -207,6 +202,21 @@ def _inspect(
 _FORMATS: Final = {f.value.encode(): f for f in Format}
 
 
+def _read_headers(headers: Any) -> tuple[bytes | None, bytes | None]:
+    """The authorization and format header values (names case-insensitive, the first of each
+    counts): one pass over the record's headers for both."""
+    raw = declared = None
+    seen_auth = seen_format = False
+    for name, value in headers or ():
+        lowered = name if name == AUTHORIZATION else name.lower()
+        if lowered == AUTHORIZATION:
+            if not seen_auth:
+                seen_auth, raw = True, value
+        elif lowered == FORMAT_HEADER and not seen_format:
+            seen_format, declared = True, value
+    return raw, declared
+
+
 def parse_value(body: bytes, severities: SeverityTable = DEFAULT_TABLE) -> Alert | Rejection:
     """The payload checks alone (size, UTF-8, JSON, schema, severity): the alert, or why not.
 
@@ -223,12 +233,16 @@ def _parse(body: bytes, severities: SeverityTable) -> tuple[Alert | Rejection, b
             rejects.OVERSIZED, f"message is {len(body)} bytes; the limit is {MAX_ALERT_BYTES}"
         ), False
     try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection.of(rejects.INVALID_UTF8, f"value is not UTF-8 (byte {exc.start})"), False
-    try:
+        # pydantic refuses bad UTF-8 anywhere, so the separate check runs only on refusal,
+        # where it words the reason (tests/unit/router/test_intake_scan.py pins this)
         return Alert.model_validate_json(body), False
     except ValidationError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return Rejection.of(
+                rejects.INVALID_UTF8, f"value is not UTF-8 (byte {bad.start})"
+            ), False
         if not any(e["loc"][:1] == ("severity",) for e in exc.errors()):
             return _schema_rejection(exc), False
     # The slow path, only for a severity outside the canonical four (``high``, ``Critical``).

@@ -147,6 +147,21 @@ def records_from_message(message: Any) -> list[DecisionRecord]:
     ]
 
 
+def _readable(message: Any) -> list[DecisionRecord]:
+    """The message's records; none (logged) for one no router wrote, which would otherwise
+    stop indexing at its offset for good."""
+    try:
+        return records_from_message(message)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.error(
+            "decision_record_unreadable",
+            partition=message.partition,
+            offset=message.offset,
+            error=type(exc).__name__,
+        )
+        return []
+
+
 class DecisionIndexer:
     """The consumer side: decisions topic -> Redis, committed only after Redis answered."""
 
@@ -182,7 +197,7 @@ class DecisionIndexer:
         while not self._stopping.is_set():
             # A record holds up to a batch of decisions: a few make one bounded Redis write.
             batch = await self._consumer.getmany(timeout_ms=200, max_records=_RECORDS_PER_WRITE)
-            records = [r for ms in batch.values() for m in ms for r in records_from_message(m)]
+            records = [r for ms in batch.values() for m in ms for r in _readable(m)]
             if not records:
                 continue
             # Named policy: exponential backoff with jitter up to 5 s, until Redis answers.

@@ -31,6 +31,7 @@ def build_app(
     metrics: RouterMetrics,
     partitions_assigned: Callable[[], bool],
     auth_limiter: FailedAuthLimiter | None = None,
+    decision_indexer_running: Callable[[], bool] | None = None,
 ) -> FastAPI:
     """Wire the router's dependencies onto ``app.state`` and mount its routes."""
     app = FastAPI(
@@ -48,7 +49,10 @@ def build_app(
     add_request_logging(app)
 
     async def readiness() -> dict[str, bool]:
-        return {"partitions_assigned": partitions_assigned(), "ruleset_loaded": ruleset.loaded}
+        checks = {"partitions_assigned": partitions_assigned(), "ruleset_loaded": ruleset.loaded}
+        if decision_indexer_running is not None:  # the indexer child process (main.py)
+            checks["decision_indexer"] = decision_indexer_running()
+        return checks
 
     add_operational_routes(app, readiness=readiness, registry=metrics.registry)
     add_asyncapi_route(app, render_asyncapi)

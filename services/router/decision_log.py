@@ -1,14 +1,17 @@
 """Decisions as part of the at-least-once unit: a decisions topic, indexed into Redis.
 
 By default (``ALERTYARD_ROUTER_DECISIONS_VIA_TOPIC``, on unless set to false) the router
-publishes a batch's decision records to the decisions topic with the router's own producer,
-right after the batch's copies were acknowledged, and commits the batch's offsets
-only once the decisions are acknowledged too. :class:`DecisionIndexer` consumes that topic and
-writes the records into Redis (the same idempotent script as the opt-out in-memory writer),
-committing only after Redis answered: a router kill -9 or a Redis outage of any length loses
-no lookup; lookups lag behind until the indexer caught up. Every router runs an indexer
-(consumer group ``<group>-decisions``), so the indexers share the topic's partitions as the
-routers share the alerts.
+publishes a batch's decisions to the decisions topic with the router's own producer, right
+after the batch's copies were acknowledged, and commits the batch's offsets only once the
+decisions are acknowledged too. It publishes compact ``batch-v2`` rows
+(services/router/decision_batch.py); :class:`DecisionIndexer` consumes the topic, builds the
+decision bodies from the rows and writes them into Redis (the same idempotent script as the
+opt-out in-memory writer), committing only after Redis answered: a router kill -9 or a Redis
+outage of any length loses no lookup; lookups lag behind until the indexer caught up. Every
+router runs an indexer (consumer group ``<group>-decisions``), by default in a child process
+(services/router/indexer.py), so the indexers share the topic's partitions as the routers
+share the alerts. The indexer also reads ``batch-v1`` and the per-decision format of older
+routers (a rolling upgrade).
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ import orjson
 import stamina
 from aiokafka import AIOKafkaConsumer
 
+from services.router.decision_batch import DecisionBatch, decode_batch, encode_batch
 from services.router.decisions import DecisionRecord, DecisionStore, records_from_rows
 from services.router.publisher import Producing
 from shared.kafka import make_consumer
-from shared.kafka_native import DeliveryBatch
+from shared.kafka_native import DeliveryBatch, Outgoing
 from shared.logging import get_logger
 from shared.settings import RouterSettings
 
 __all__ = [
     "CHUNK_BYTES",
+    "ROWS_FORMAT",
     "DecisionIndexer",
     "DecisionLog",
     "DecisionsNotDeliveredError",
@@ -45,12 +50,16 @@ SCOPES_HEADER: Final = "alertyard-decision-scopes"
 """Scopes joined by newlines (a team name never holds one)."""
 FORMAT_HEADER: Final = "alertyard-decision-format"
 BATCH_FORMAT: Final = b"batch-v1"
-"""The value is a JSON array of ``[alert id, member, scopes, body]``, one per decision."""
+"""The value is a JSON array of ``[alert id, member, scopes, body]``, one per decision (written
+by the opt-in :meth:`DecisionLog.send` and older routers)."""
+ROWS_FORMAT: Final = b"batch-v2"
+"""The value is a batch's compact rows (services/router/decision_batch.py)."""
 CHUNK_BYTES: Final = 256 * 1024
 """Decision bytes per record. The bodies are ASCII JSON, which escaping into the array at most
 doubles, so a record stays under the brokers' and librdkafka's 1 MB message limit (one decision
 is a few KB at most: every text field it holds is length-limited)."""
 _BATCH_HEADERS: Final = [(FORMAT_HEADER, BATCH_FORMAT)]
+_ROWS_HEADERS: Final = [(FORMAT_HEADER, ROWS_FORMAT)]
 _RECORDS_PER_WRITE: Final = 16
 
 
@@ -62,13 +71,22 @@ class DecisionLog:
         self._producer = producer
         self._topic = topic
 
-    def send(self, records: Sequence[DecisionRecord]) -> DeliveryBatch:
-        """Hand the records to the producer, many per Kafka record (no key: any partition
-        will do, the index does not depend on order); returns their pending delivery reports."""
+    def send_batch(self, batch: DecisionBatch) -> DeliveryBatch:
+        """Hand a batch's decision rows to the producer (``batch-v2``, one record unless it is
+        large; no key: any partition will do, the index does not depend on order); returns
+        their pending delivery reports."""
         topic = self._topic
-        messages = [
-            (topic, None, orjson.dumps(chunk), _BATCH_HEADERS) for chunk in _chunks(records)
-        ]
+        return self._produce([(topic, None, v, _ROWS_HEADERS) for v in encode_batch(batch)])
+
+    def send(self, records: Sequence[DecisionRecord]) -> DeliveryBatch:
+        """Hand finished records to the producer in the ``batch-v1`` format (what routers wrote
+        before ``batch-v2``; kept for tools and the upgrade tests)."""
+        topic = self._topic
+        return self._produce(
+            [(topic, None, orjson.dumps(chunk), _BATCH_HEADERS) for chunk in _chunks(records)]
+        )
+
+    def _produce(self, messages: list[Outgoing]) -> DeliveryBatch:
         delivery = DeliveryBatch(asyncio.get_running_loop(), len(messages))
         handed, refused, error = self._producer.produce_batch(
             messages, delivery, range(len(messages))
@@ -111,9 +129,13 @@ def _chunks(records: Sequence[DecisionRecord]) -> list[list[tuple[Any, ...]]]:
 
 def records_from_message(message: Any) -> list[DecisionRecord]:
     """The :class:`DecisionRecord` s a :class:`DecisionLog` published (an aiokafka record):
-    many per record, or one in the per-decision format of older routers."""
+    ``batch-v2`` rows, ``batch-v1`` records, or one in the per-decision format of older
+    routers."""
     headers = dict(message.headers or ())
-    if headers.get(FORMAT_HEADER) == BATCH_FORMAT:
+    form = headers.get(FORMAT_HEADER)
+    if form == ROWS_FORMAT:
+        return decode_batch(message.value)
+    if form == BATCH_FORMAT:
         return records_from_rows(orjson.loads(message.value))
     return [
         DecisionRecord(
@@ -123,6 +145,21 @@ def records_from_message(message: Any) -> list[DecisionRecord]:
             body=message.value.decode(),
         )
     ]
+
+
+def _readable(message: Any) -> list[DecisionRecord]:
+    """The message's records; none (logged) for one no router wrote, which would otherwise
+    stop indexing at its offset for good."""
+    try:
+        return records_from_message(message)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.error(
+            "decision_record_unreadable",
+            partition=message.partition,
+            offset=message.offset,
+            error=type(exc).__name__,
+        )
+        return []
 
 
 class DecisionIndexer:
@@ -160,7 +197,7 @@ class DecisionIndexer:
         while not self._stopping.is_set():
             # A record holds up to a batch of decisions: a few make one bounded Redis write.
             batch = await self._consumer.getmany(timeout_ms=200, max_records=_RECORDS_PER_WRITE)
-            records = [r for ms in batch.values() for m in ms for r in records_from_message(m)]
+            records = [r for ms in batch.values() for m in ms for r in _readable(m)]
             if not records:
                 continue
             # Named policy: exponential backoff with jitter up to 5 s, until Redis answers.

@@ -1,6 +1,7 @@
 """``alertyard serve router`` (or ``python -m services.router.main``): the librdkafka consumer
 loop, the HTTP API, the token-cache listener, the live ruleset and the rules outbox relay, in one
-process; SIGTERM/SIGINT drain and stop them all."""
+process, and the decision indexer in a child process (or inline, by
+``ALERTYARD_ROUTER_DECISION_INDEXER``); SIGTERM/SIGINT drain and stop them all."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.router.app import build_app
 from services.router.decision_log import DecisionIndexer
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
+from services.router.indexer_process import IndexerProcess
 from services.router.metrics import RouterMetrics
 from services.rules.control.live import LiveRuleset
 from services.rules.control.store import RulesStore
@@ -71,6 +73,9 @@ async def run_router(settings: RouterSettings) -> None:
         request_timeout_s=settings.outbox_request_timeout_s,
         metrics=OutboxMetrics(REGISTRY),
     )
+    child = None
+    if settings.decisions_via_topic and settings.decision_indexer == "process":
+        child = IndexerProcess(settings, metrics.registry)
     app = build_app(
         validator=validator,
         rules_store=rules_store,
@@ -79,6 +84,7 @@ async def run_router(settings: RouterSettings) -> None:
         metrics=metrics,
         partitions_assigned=lambda: bool(router.assigned),
         auth_limiter=FailedAuthLimiter.from_settings(settings),
+        decision_indexer_running=(lambda: child.running) if child is not None else None,
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
     inherited = inherited_socket(settings.http_fd)  # tests hand over a bound socket
@@ -88,8 +94,10 @@ async def run_router(settings: RouterSettings) -> None:
     await live.start()
     await relay_producer.start()
     await router.start()
-    indexer = None
-    if settings.decisions_via_topic:  # every router indexes its share of the decisions topic
+    indexer = None  # every router indexes its share of the decisions topic
+    if child is not None:
+        await child.start()  # after router.start(): the decisions topic exists
+    elif settings.decisions_via_topic:
         indexer = DecisionIndexer.for_router(settings, decision_store)
         await indexer.start()
     tune_gc()  # after start-up: see shared/runtime.py
@@ -101,12 +109,15 @@ async def run_router(settings: RouterSettings) -> None:
     }
     if indexer is not None:
         tasks.add(asyncio.create_task(indexer.run(), name="decision-indexer"))
+    if child is not None:
+        tasks.add(asyncio.create_task(child.supervise(), name="decision-indexer-process"))
     log.info(
         "router_started",
         alerts_topic=settings.topics.alerts,
         group_id=settings.group_id,
         group_protocol=settings.group_protocol,
         exactly_once=settings.exactly_once,
+        decision_indexer=settings.decision_indexer if settings.decisions_via_topic else None,
         http=f"{settings.http_host}:{settings.http_port}",
     )
     try:
@@ -128,6 +139,8 @@ async def run_router(settings: RouterSettings) -> None:
         await relay_producer.stop()
         if indexer is not None:
             await indexer.close()
+        if child is not None:  # after the router's drain: it indexes what that published
+            await child.stop()
         await live.stop()
         await validator.stop()
         await redis.aclose()

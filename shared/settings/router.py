@@ -33,6 +33,11 @@ class RouterSettings(CommonSettings):
     Redis from there (no lookup lost on a crash or a long Redis outage; services/router/
     decision_log.py). Off (opt-out): the in-memory writer below, which loses the decisions it
     still holds on a crash and the oldest past its buffer during a long Redis outage."""
+    decision_indexer: Literal["process", "inline"] = "process"
+    """Where the router's decision indexer runs (decisions topic only): ``process``, a child
+    process (``python -m services.router.indexer``) that ends with the router and is restarted
+    if it dies; ``inline``, on the router's own event loop (which costs it routing throughput).
+    Deployments that run indexers on their own start that module themselves."""
     decision_buffer_max: int = Field(default=100_000, ge=1)
     """Opt-out path only: decisions held in memory while Redis is unreachable; the oldest go
     first past this."""

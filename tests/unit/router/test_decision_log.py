@@ -77,3 +77,22 @@ def test_one_decision_records_of_older_routers_are_still_read() -> None:
         ],
     )
     assert records_from_message(message) == [record]
+
+
+def test_a_record_no_router_wrote_is_skipped_not_fatal() -> None:
+    from structlog.testing import capture_logs
+
+    from services.router.decision_log import FORMAT_HEADER, ROWS_FORMAT, _readable
+
+    class _Bad(NamedTuple):
+        key: bytes | None
+        value: bytes
+        headers: list[tuple[str, bytes]]
+        partition: int
+        offset: int
+
+    with capture_logs() as logs:
+        assert _readable(_Bad(None, b"[1,2", [(FORMAT_HEADER, ROWS_FORMAT)], 0, 7)) == []
+        assert _readable(_Bad(None, b"{}", [], 0, 8)) == []  # one-decision: no member header
+    assert [e["event"] for e in logs] == ["decision_record_unreadable"] * 2
+    assert logs[0]["offset"] == 7

@@ -122,7 +122,9 @@ def start_router(
         "ALERTYARD_TOPIC_TEAM_PREFIX": topics.team_prefix,
         "ALERTYARD_TOPIC_UNROUTED": topics.unrouted,
         "ALERTYARD_TOPIC_REJECTED": topics.rejected,
-        "ALERTYARD_TOPIC_DECISIONS": topics.decisions,
+        # One decisions topic per group: a fresh group's indexer starts at the earliest
+        # offset, so a shared topic would make each loop re-index the loops before it.
+        "ALERTYARD_TOPIC_DECISIONS": f"{topics.decisions}.{group}",
         "ALERTYARD_TOPIC_AUDIT": topics.audit,
         "ALERTYARD_TOPIC_PARTITIONS": str(topics.partitions),
         "ALERTYARD_ROUTER_GROUP_ID": group,

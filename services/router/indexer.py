@@ -29,7 +29,8 @@ from shared.settings import RouterSettings
 
 __all__ = ["PARENT_FLAG", "main", "run_indexer"]
 
-log = get_logger(__name__)
+# Named, not __name__: run with -m the module is "__main__", which says nothing in a log line.
+log = get_logger("services.router.indexer")
 
 PARENT_FLAG = "--with-parent"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h

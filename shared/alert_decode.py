@@ -54,8 +54,17 @@ def _string(constraints: list[Any], str_max: int | None) -> Any:
     return Annotated[str, msgspec.Meta(min_length=low, max_length=high if high else str_max)]
 
 
-def _msgspec_type(tp: Any, constraints: list[Any], str_max: int | None) -> Any:
-    """The msgspec type that accepts what pydantic accepts for ``tp`` (or less, never more)."""
+_FLAT: Final = str | int | float | bool | None
+"""A value of a container the fast path takes: a nested one is pydantic's, which checks the
+nesting limit (the containers' validator has no work on flat ones); plain ``str``, as pydantic
+puts no limit on strings inside ``Any``."""
+
+
+def _msgspec_type(
+    tp: Any, constraints: list[Any], str_max: int | None, *, flat: bool = False
+) -> Any:
+    """The msgspec type that accepts what pydantic accepts for ``tp`` (or less, never more);
+    ``flat``: ``Any`` values are scalars (:data:`_FLAT`)."""
     constraints = [c for c in constraints if not isinstance(c, WithJsonSchema)]  # schema only
     origin = get_origin(tp)
     if origin is Annotated:
@@ -76,7 +85,7 @@ def _msgspec_type(tp: Any, constraints: list[Any], str_max: int | None) -> Any:
     if tp is datetime:
         return str  # pydantic parses it (below); a number as a time takes the pydantic path
     if tp is Any:
-        return Any
+        return _FLAT if flat else Any
     if origin is dict:
         key, value = get_args(tp)
         high = None
@@ -84,7 +93,8 @@ def _msgspec_type(tp: Any, constraints: list[Any], str_max: int | None) -> Any:
             if not isinstance(c, MaxLen):
                 raise TypeError(f"constraint {c!r} on {tp!r} has no fast path")
             high = c.max_length
-        keys, values = _msgspec_type(key, [], str_max), _msgspec_type(value, [], str_max)
+        keys = _msgspec_type(key, [], str_max)
+        values = _msgspec_type(value, [], str_max, flat=flat)
         mapping: Any = dict[keys, values]  # type: ignore[valid-type]  # built at run time
         return Annotated[mapping, msgspec.Meta(max_length=high)] if high else mapping
     raise TypeError(f"field type {tp!r} has no fast path")
@@ -104,7 +114,8 @@ the record (``_fill_defaults``), on pydantic's path."""
 _DEDUP_KEY_VALIDATOR: Final = "_empty_dedup_key_is_the_id"
 """The one ``info``-taking validator, done inline below: an empty ``dedup_key`` is the id."""
 _CONTAINERS: Final = ("annotations", "payload")
-"""The fields whose validator (the nesting limit) only has work when a value is nested."""
+"""The fields whose validator (the nesting limit) only has work on nested values: the fast path
+decodes flat ones only (:data:`_FLAT`)."""
 
 
 def _check_model() -> None:
@@ -135,9 +146,8 @@ def _check_model() -> None:
 
 def _field(name: str) -> tuple[str, Any, Any]:
     info = Alert.model_fields[name]
-    tp = _msgspec_type(
-        info.annotation, list(info.metadata), Alert.model_config.get("str_max_length")
-    )
+    str_max = Alert.model_config.get("str_max_length")
+    tp = _msgspec_type(info.annotation, list(info.metadata), str_max, flat=name in _CONTAINERS)
     if name in _REQUIRED_HERE or (
         info.default is PydanticUndefined and info.default_factory is None
     ):
@@ -183,13 +193,9 @@ def decode_alert(body: bytes) -> AlertView | None:
         return None
     if not doc.dedup_key:  # the model's _empty_dedup_key_is_the_id
         doc.dedup_key = doc.id
-    for container in (doc.annotations, doc.payload):
-        for child in container.values():
-            if isinstance(child, dict | list):
-                return None  # nested: pydantic checks the depth limit and words a refusal
     for name, parse in _TIMES:
         value = getattr(doc, name)
-        if isinstance(value, str):  # a default is already a datetime (or None)
+        if value.__class__ is str:  # a default is already a datetime (or None)
             try:
                 setattr(doc, name, parse.validate_python(value))
             except ValueError:  # pydantic's ValidationError is a ValueError

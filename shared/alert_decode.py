@@ -168,6 +168,7 @@ _STRUCT: Final = msgspec.defstruct(
     namespace={"kafka_key": _kafka_key, "__module__": __name__},
     kw_only=True,
     forbid_unknown_fields=True,
+    gc=False,  # decoded JSON cannot refer back to the struct: no cycle, nothing for GC to scan
 )
 _DECODER: Final = msgspec.json.Decoder(_STRUCT)
 _TIMES: Final[tuple[tuple[str, TypeAdapter[Any]], ...]] = tuple(

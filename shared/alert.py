@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 from pydantic import (
     BaseModel,
@@ -24,6 +24,7 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "Alert",
     "AlertStatus",
+    "AlertView",
     "Severity",
     "nesting_depth",
 ]
@@ -80,6 +81,42 @@ Instant = Annotated[
 
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE_CHARS)]
+
+
+class AlertView(Protocol):
+    """What routing reads from an alert (plan, rules, decisions): an :class:`Alert`, or the
+    router's msgspec view of a native alert (``shared.alert_decode``), which skips building one.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def dedup_key(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def status(self) -> AlertStatus: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def team(self) -> str | None: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def annotations(self) -> dict[str, Any]: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime | None: ...
+    def kafka_key(self) -> bytes: ...
 
 
 class Alert(BaseModel):

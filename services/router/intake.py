@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from services.router import rejects
 from services.router.rejects import Rejection
-from shared.alert import MAX_ALERT_BYTES, Alert
+from shared.alert import MAX_ALERT_BYTES, Alert, AlertView
+from shared.alert_decode import decode_alert
 from shared.formats import Format, Problem, alertmanager, detect, pagerduty
 from shared.formats.detect import FORMAT_HEADER
 from shared.headers import AUTHORIZATION, bearer_token
@@ -53,7 +54,8 @@ class Inbound:
     key: bytes | None
     value: bytes
     token: str | None = None
-    alert: Alert | None = None
+    alert: AlertView | None = None
+    """A native alert on the fast path is msgspec's view, not a pydantic ``Alert``."""
     rejection: Rejection | None = None
     rewritten: bool = False
     """The alert differs from ``value`` (severity normalised, converted from another format):
@@ -188,6 +190,9 @@ def _inspect(
             inbound.alert = _fill_defaults(parsed, topic, partition, offset, timestamp_ms)
             inbound.rewritten = rewritten
             return [inbound]
+        if not isinstance(parsed, Rejection):  # the fast path's view: it came with an id
+            inbound.alert = parsed
+            return [inbound]
         if fmt is Format.native or parsed.reason != rejects.SCHEMA_VIOLATION:
             inbound.rejection = parsed
             return [inbound]
@@ -223,10 +228,19 @@ def parse_value(body: bytes, severities: SeverityTable = DEFAULT_TABLE) -> Alert
     The router runs them after the token checks; tools that replay a topic (the rules
     backtest) run them alone, so both agree on what counts as a valid alert.
     """
-    return _parse(body, severities)[0]
+    return _parse_model(body, severities)[0]
 
 
-def _parse(body: bytes, severities: SeverityTable) -> tuple[Alert | Rejection, bool]:
+def _parse(body: bytes, severities: SeverityTable) -> tuple[AlertView | Rejection, bool]:
+    """:func:`_parse_model`, but a native alert the fast path can judge is its msgspec view."""
+    if len(body) <= MAX_ALERT_BYTES:
+        fast = decode_alert(body)  # the common case; None sends it down pydantic's path
+        if fast is not None:
+            return fast, False
+    return _parse_model(body, severities)
+
+
+def _parse_model(body: bytes, severities: SeverityTable) -> tuple[Alert | Rejection, bool]:
     """The alert (and whether it differs from ``body``), or the rejection."""
     if len(body) > MAX_ALERT_BYTES:
         return Rejection.of(

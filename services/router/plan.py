@@ -20,7 +20,8 @@ from services.router.intake import Inbound
 from services.router.ports import CompiledRulesetView, RoutingDecisionView
 from services.router.rejects import Rejection
 from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
-from shared.alert import Alert
+from shared.alert import AlertView
+from shared.alert_decode import as_model
 from shared.auth import Permission, Principal, TokenKind
 from shared.headers import PREFIX, RejectedHeaders
 from shared.settings import TopicSettings
@@ -57,7 +58,7 @@ class PlannedAlert:
     """An accepted alert, where it goes, and which messages of the plan carry it."""
 
     inbound: Inbound
-    alert: Alert
+    alert: AlertView
     principal: Principal
     teams: tuple[str, ...]
     rule_ids: tuple[str, ...]
@@ -93,7 +94,7 @@ def plan_batch(
 ) -> BatchPlan:
     """Decide every record of a batch, in order, into team / unrouted / rejected messages."""
     verdicts = _admit(inbounds, auth)
-    alerts: list[Alert] = []
+    alerts: list[AlertView] = []
     principals: list[Principal] = []
     for verdict in verdicts:
         if not isinstance(verdict, Rejection):
@@ -128,7 +129,7 @@ def plan_batch(
         route.alerts += 1
         # The producer's bytes go out untouched unless the router filled in or stamped a field.
         untouched = alert is inbound.alert and not inbound.rewritten
-        value = inbound.value if untouched else alert.to_bytes()
+        value = inbound.value if untouched else as_model(alert).to_bytes()
         key = alert.kafka_key()
         alert_id = (_ALERT_ID, alert.id.encode())
         rules, version = route.rules, route.version
@@ -267,7 +268,7 @@ def _sources(principals: Iterable[Principal]) -> list[AlertSource]:
 
 
 def _evaluate(
-    ruleset: CompiledRulesetView, alerts: list[Alert], sources: list[AlertSource]
+    ruleset: CompiledRulesetView, alerts: list[AlertView], sources: list[AlertSource]
 ) -> list[RoutingDecisionView | Rejection]:
     """Evaluate the batch in one call; if that raises, find the culprits one by one."""
     try:
@@ -280,7 +281,7 @@ def _evaluate(
 
 
 def _evaluate_one(
-    ruleset: CompiledRulesetView, alert: Alert, source: AlertSource
+    ruleset: CompiledRulesetView, alert: AlertView, source: AlertSource
 ) -> RoutingDecisionView | Rejection:
     try:
         return ruleset.evaluate(alert, source)
@@ -290,10 +291,10 @@ def _evaluate_one(
 
 def _admit(
     inbounds: Sequence[Inbound], auth: Mapping[str, AuthOutcome]
-) -> list[tuple[Alert, Principal] | Rejection]:
+) -> list[tuple[AlertView, Principal] | Rejection]:
     """Each record's alert and principal, or why it is rejected; a token is judged once."""
     judged: dict[str, Principal | Rejection] = {}
-    verdicts: list[tuple[Alert, Principal] | Rejection] = []
+    verdicts: list[tuple[AlertView, Principal] | Rejection] = []
     for inbound in inbounds:
         if inbound.rejection is not None:
             verdicts.append(inbound.rejection)
@@ -311,7 +312,7 @@ def _admit(
         team = judgement.team
         if team and judgement.kind is TokenKind.team and alert.team != team:
             # A team token speaks for its team only: the alert is stamped with it.
-            alert = alert.model_copy(update={"team": team})
+            alert = as_model(alert).model_copy(update={"team": team})
         verdicts.append((alert, judgement))
     return verdicts
 

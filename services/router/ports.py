@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from services.rules.engine.scope import AlertSource
-from shared.alert import Alert
+from shared.alert import AlertView
 
 __all__ = ["CompiledRulesetView", "RoutingDecisionView", "RulesetSource"]
 
@@ -35,10 +35,10 @@ class CompiledRulesetView(Protocol):
     @property
     def version(self) -> int: ...
 
-    def evaluate(self, alert: Alert, source: AlertSource = ...) -> RoutingDecisionView: ...
+    def evaluate(self, alert: AlertView, source: AlertSource = ...) -> RoutingDecisionView: ...
 
     def evaluate_many(
-        self, alerts: Iterable[Alert], sources: Sequence[AlertSource] | None = None
+        self, alerts: Iterable[AlertView], sources: Sequence[AlertSource] | None = None
     ) -> Sequence[RoutingDecisionView]:
         """One decision per alert, in order (the whole batch in one call); ``sources[i]``
         published ``alerts[i]`` and decides which team rules may see it."""

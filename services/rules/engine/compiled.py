@@ -37,7 +37,7 @@ from services.rules.engine.model import (
     compile_regex,
 )
 from services.rules.engine.scope import NO_OWNERS, UNKNOWN_SOURCE, AlertSource, owners_of
-from shared.alert import Alert
+from shared.alert import AlertView
 
 __all__ = ["PER_ALERT_FIELDS", "CompiledRuleset", "compile_ruleset"]
 
@@ -54,7 +54,7 @@ PER_ALERT_FIELDS: Final = frozenset({"id", "dedup_key", "summary", "annotations"
 a rule reading one makes every input of a batch distinct, so decisions are not shared."""
 _DISTINCT_PROBE: Final = 64
 """After this many alerts of a batch, sharing stops if most inputs so far were distinct."""
-_InputKey = Callable[[Alert], Hashable]
+_InputKey = Callable[[AlertView], Hashable]
 
 
 def _input_key(readers: dict[str, FieldReader]) -> _InputKey | None:
@@ -270,7 +270,7 @@ class _Pass:
         return (condition.field, reader, _predicate(condition), condition.result_on_missing())
 
     def run(
-        self, alert: Alert, memo: dict[str, str | None], owners: frozenset[str]
+        self, alert: AlertView, memo: dict[str, str | None], owners: frozenset[str]
     ) -> list[_CompiledRule]:
         """The rules that match ``alert`` in order, honouring first-match and ``continue``;
         team rules of teams not in ``owners`` (the source's owners) are skipped."""
@@ -320,7 +320,7 @@ class _Pass:
         return matched
 
 
-def _holds(checks: tuple[_Check, ...], alert: Alert, memo: dict[str, str | None]) -> bool:
+def _holds(checks: tuple[_Check, ...], alert: AlertView, memo: dict[str, str | None]) -> bool:
     for name, reader, pred, on_missing in checks:
         value = memo.get(name, _UNSET)
         if value is _UNSET:
@@ -361,11 +361,11 @@ class CompiledRuleset:
             found = self._owners[source] = owners_of(self.ruleset, source)
         return found
 
-    def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> RoutingDecision:
+    def evaluate(self, alert: AlertView, source: AlertSource = UNKNOWN_SOURCE) -> RoutingDecision:
         """Where ``alert`` from ``source`` goes; identical to :func:`.reference.evaluate`."""
         return self._decide(alert, self.owners(source) if self._scoped else NO_OWNERS)
 
-    def _decide(self, alert: Alert, owners: frozenset[str]) -> RoutingDecision:
+    def _decide(self, alert: AlertView, owners: frozenset[str]) -> RoutingDecision:
         memo: dict[str, str | None] = {}
         matched = self._main.run(alert, memo, owners)
         fallback = False
@@ -387,7 +387,7 @@ class CompiledRuleset:
         )
 
     def evaluate_many(
-        self, alerts: Iterable[Alert], sources: Sequence[AlertSource] | None = None
+        self, alerts: Iterable[AlertView], sources: Sequence[AlertSource] | None = None
     ) -> list[RoutingDecision]:
         """One decision per alert; ``sources[i]`` published ``alerts[i]`` (unknown if None).
 
@@ -420,7 +420,7 @@ class CompiledRuleset:
         return decisions
 
     def _evaluate_each(
-        self, alerts: Sequence[Alert], sources: Sequence[AlertSource] | None, start: int
+        self, alerts: Sequence[AlertView], sources: Sequence[AlertSource] | None, start: int
     ) -> list[RoutingDecision]:
         """One evaluation per alert from ``start`` on (sources None: the source cannot matter)."""
         evaluate = self.evaluate

@@ -19,12 +19,12 @@ from services.rules.engine.scope import (
     out_of_scope,
     owners_of,
 )
-from shared.alert import Alert
+from shared.alert import AlertView
 
 __all__ = ["explain", "run_cases", "source_of"]
 
 
-def _explain_rule(rule: Rule, alert: Alert) -> dict[str, Any]:
+def _explain_rule(rule: Rule, alert: AlertView) -> dict[str, Any]:
     groups = []
     for group in rule.condition_groups:
         conditions = []
@@ -56,7 +56,9 @@ def _explain_rule(rule: Rule, alert: Alert) -> dict[str, Any]:
     }
 
 
-def explain(ruleset: Ruleset, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> dict[str, Any]:
+def explain(
+    ruleset: Ruleset, alert: AlertView, source: AlertSource = UNKNOWN_SOURCE
+) -> dict[str, Any]:
     """The decision plus every rule evaluated to reach it, in order, with condition results,
     and the team rules that were out of scope for the alert's source (with the reason)."""
     decision = reference.evaluate(ruleset, alert, source)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final
 
-from shared.alert import Alert
+from shared.alert import AlertView
 
 __all__ = ["ATTRIBUTES", "CONTAINERS", "FieldReader", "field_error", "make_getter", "resolve"]
 
@@ -29,7 +29,7 @@ ATTRIBUTES: Final = frozenset(
 CONTAINERS: Final = ("labels", "annotations", "payload")
 MAX_FIELD_CHARS: Final = 256
 
-FieldReader = Callable[[Alert], str | None]
+FieldReader = Callable[[AlertView], str | None]
 """Reads one field of an alert as text, or None when the field is missing."""
 
 
@@ -83,7 +83,7 @@ def make_getter(field: str) -> FieldReader:
     return lambda alert: _walk(alert.payload, path)
 
 
-def resolve(alert: Alert, field: str) -> str | None:
+def resolve(alert: AlertView, field: str) -> str | None:
     """The value of ``field`` for ``alert`` (the plain, slow way)."""
     if field in ATTRIBUTES:
         return as_text(getattr(alert, field))

@@ -23,7 +23,7 @@ from services.rules.engine.decision import RoutingDecision
 from services.rules.engine.fields import resolve
 from services.rules.engine.model import Condition, Operator, Rule, Ruleset, compile_regex
 from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource, in_scope, owners_of
-from shared.alert import Alert
+from shared.alert import AlertView
 
 __all__ = ["condition_holds", "evaluate", "rule_matches"]
 
@@ -57,7 +57,7 @@ def _positive(condition: Condition, value: str) -> bool:
     raise AssertionError(f"unhandled operator {op}")
 
 
-def condition_holds(condition: Condition, alert: Alert) -> bool:
+def condition_holds(condition: Condition, alert: AlertView) -> bool:
     value = resolve(alert, condition.field)
     if value is None:
         return condition.result_on_missing()
@@ -65,7 +65,7 @@ def condition_holds(condition: Condition, alert: Alert) -> bool:
     return not positive if condition.negative else positive
 
 
-def rule_matches(rule: Rule, alert: Alert) -> bool:
+def rule_matches(rule: Rule, alert: AlertView) -> bool:
     if not rule.condition_groups:
         return True
     return any(
@@ -74,7 +74,7 @@ def rule_matches(rule: Rule, alert: Alert) -> bool:
     )
 
 
-def _pass(rules: list[Rule], alert: Alert) -> list[Rule]:
+def _pass(rules: list[Rule], alert: AlertView) -> list[Rule]:
     matched: list[Rule] = []
     for rule in rules:
         if rule_matches(rule, alert):
@@ -85,7 +85,7 @@ def _pass(rules: list[Rule], alert: Alert) -> list[Rule]:
 
 
 def evaluate(
-    ruleset: Ruleset, alert: Alert, source: AlertSource = UNKNOWN_SOURCE
+    ruleset: Ruleset, alert: AlertView, source: AlertSource = UNKNOWN_SOURCE
 ) -> RoutingDecision:
     """Where ``alert``, published by ``source``, goes under ``ruleset``."""
     owners = owners_of(ruleset, source)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
-from shared.alert import Alert
+from shared.alert import AlertView
 from shared.auth import Permission, Principal, TokenKind
 from shared.errors import UnauthenticatedError
 
@@ -27,13 +27,13 @@ class ByServiceRuleset:
         self._table = table
         self.version = version
 
-    def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE) -> Decision:
+    def evaluate(self, alert: AlertView, source: AlertSource = UNKNOWN_SOURCE) -> Decision:
         teams = self._table.get(alert.service, ())
         rules = tuple(f"r-{t}" for t in teams)
         return Decision(teams, rules, self.version, False)
 
     def evaluate_many(
-        self, alerts: Iterable[Alert], sources: Sequence[AlertSource] | None = None
+        self, alerts: Iterable[AlertView], sources: Sequence[AlertSource] | None = None
     ) -> list[Decision]:
         return [self.evaluate(alert) for alert in alerts]
 

@@ -8,7 +8,7 @@ from services.router.plan import plan_batch
 from services.rules.engine.compiled import compile_ruleset
 from services.rules.engine.model import parse_ruleset
 from services.rules.engine.scope import UNKNOWN_SOURCE, AlertSource
-from shared.alert import Alert
+from shared.alert import Alert, AlertView
 from shared.auth import Permission, TokenKind
 from shared.headers import RejectedHeaders, RoutedHeaders
 from shared.settings import TopicSettings
@@ -86,7 +86,7 @@ def test_team_token_stamps_its_team_over_whatever_was_sent() -> None:
 
 def test_an_evaluation_bug_rejects_one_alert_and_keeps_going() -> None:
     class Exploding(ByServiceRuleset):
-        def evaluate(self, alert: Alert, source: AlertSource = UNKNOWN_SOURCE):  # type: ignore[no-untyped-def]
+        def evaluate(self, alert: AlertView, source: AlertSource = UNKNOWN_SOURCE):  # type: ignore[no-untyped-def]
             if alert.service == "boom":
                 raise RuntimeError("bug")
             return super().evaluate(alert)

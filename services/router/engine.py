@@ -31,6 +31,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from services.router.authn import AuthRetryInterrupted, authenticate_batch
+from services.router.budget import InFlightBudget
 from services.router.committer import OffsetCommitter
 from services.router.decision_batch import DecisionBatch
 from services.router.decision_log import DecisionLog
@@ -125,6 +126,7 @@ class _InFlight:
     started: float
     marks: list[float]
     version: int
+    records: int
 
 
 class AlertRouter(RebalanceHandler):
@@ -178,7 +180,7 @@ class AlertRouter(RebalanceHandler):
         # Unbounded queue, bounded by the slots: a batch is queued in the same step as its
         # records are produced, so (exactly once) no commit can slip between the two.
         self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(settings.pipeline_depth)
+        self._budget = InFlightBudget(settings.pipeline_depth * settings.batch_max_records)
         self._seq = itertools.count(1)
         self._last_seq: dict[PartitionKey, int] = {}
         self._settled_seq = 0
@@ -411,19 +413,20 @@ class AlertRouter(RebalanceHandler):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _dispatch_or_rewind(self, batch: Batch) -> None:
-        await self._slots.acquire()  # at most pipeline_depth batches in flight
+        records = _records(batch)
+        await self._budget.acquire(records)  # pipeline_depth full batches' worth in flight
         try:
-            inflight = await self._dispatch(batch)
+            inflight = await self._dispatch(batch, records)
         except asyncio.CancelledError:
-            self._slots.release()
+            self._budget.release(records)
             raise
         except AuthRetryInterrupted as cut:  # a rebalance or shutdown first; replay it after
-            self._slots.release()
+            self._budget.release(records)
             log.info("batch_deferred_for_control", reason=str(cut), partitions=len(batch))
             self._mark_rewind(batch)
             return
         except Exception:  # a bug or an unforeseen outage: replay the batch, never skip it
-            self._slots.release()
+            self._budget.release(records)
             log.exception("batch_failed_rewinding", partitions=len(batch))
             self._mark_rewind(batch)
             await self._wait(1.0)
@@ -431,7 +434,7 @@ class AlertRouter(RebalanceHandler):
         for tp in batch:
             self._last_seq[tp] = inflight.seq
 
-    async def _dispatch(self, batch: Batch) -> _InFlight:
+    async def _dispatch(self, batch: Batch, records: int) -> _InFlight:
         """Stage 1: inspect, authenticate, evaluate, and hand every record to the producer."""
         started = time.perf_counter()
         received_at = datetime.now(UTC)
@@ -459,7 +462,15 @@ class AlertRouter(RebalanceHandler):
             pending = await publisher.enqueue(plan.messages)
             marks.append(time.perf_counter())
             inflight = _InFlight(
-                next(self._seq), batch, plan, pending, received_at, started, marks, ruleset.version
+                next(self._seq),
+                batch,
+                plan,
+                pending,
+                received_at,
+                started,
+                marks,
+                ruleset.version,
+                records,
             )
             self._inflight.put_nowait(inflight)
         return inflight
@@ -498,8 +509,8 @@ class AlertRouter(RebalanceHandler):
                     finally:
                         for _ in range(taken):
                             self._inflight.task_done()
-                        for _ in group:
-                            self._slots.release()
+                        for inflight in group:
+                            self._budget.release(inflight.records)
                 if group:
                     async with self._settled:
                         self._settled_seq = group[-1].seq
@@ -556,8 +567,9 @@ class AlertRouter(RebalanceHandler):
                 name: round((b - a) * 1000, 2)
                 for name, a, b in zip(_STAGES, [inflight.started, *marks], marks, strict=False)
             }
-            count = sum(len(r) for r in inflight.batch.values())
-            self._account(inflight.plan, count, inflight.version, inflight.started, stages)
+            self._account(
+                inflight.plan, inflight.records, inflight.version, inflight.started, stages
+            )
         self._update_lag(consumer, offsets)
 
     async def _commit_transaction(
@@ -647,6 +659,10 @@ class AlertRouter(RebalanceHandler):
             if high is not None and position is not None:
                 lag += max(high - position, 0)
         self.metrics.lag.set(lag)
+
+
+def _records(batch: Batch) -> int:
+    return sum(len(records) for records in batch.values())
 
 
 def _decisions(

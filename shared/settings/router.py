@@ -50,7 +50,9 @@ class RouterSettings(CommonSettings):
     publish_retry_max_backoff_s: DurationSeconds = Field(default=5.0, gt=0)
     """Ceiling of the exponential backoff between retries of failed publishes."""
     pipeline_depth: int = Field(default=4, ge=1, le=16)
-    """Batches handed to the producer whose acks are still awaited (overlaps I/O and CPU)."""
+    """Full batches' worth of records (``x batch_max_records``) handed to the producer whose
+    acks are still awaited (overlaps I/O and CPU). Records, not batches: at a low rate a fetch
+    returns a few records, and those batches do not wait for one another's acks."""
     fetch_max_wait_ms: int = Field(default=20, ge=1)
     """Longest a fetch waits at the broker; aiokafka re-fetches a drained partition only after
     the outstanding request returns, so a long wait (default 500) shows up as latency."""

@@ -31,7 +31,7 @@ def build_app(
     metrics: RouterMetrics,
     partitions_assigned: Callable[[], bool],
     auth_limiter: FailedAuthLimiter | None = None,
-    decision_indexer_running: Callable[[], bool] | None = None,
+    decision_indexer_ready: Callable[[], bool] | None = None,
 ) -> FastAPI:
     """Wire the router's dependencies onto ``app.state`` and mount its routes."""
     app = FastAPI(
@@ -50,8 +50,8 @@ def build_app(
 
     async def readiness() -> dict[str, bool]:
         checks = {"partitions_assigned": partitions_assigned(), "ruleset_loaded": ruleset.loaded}
-        if decision_indexer_running is not None:  # the indexer child process (main.py)
-            checks["decision_indexer"] = decision_indexer_running()
+        if decision_indexer_ready is not None:  # the indexer child process (main.py)
+            checks["decision_indexer"] = decision_indexer_ready()
         return checks
 
     add_operational_routes(app, readiness=readiness, registry=metrics.registry)

@@ -27,12 +27,15 @@ from shared.runtime import tune_gc
 from shared.serving import stop_on_signals
 from shared.settings import RouterSettings
 
-__all__ = ["PARENT_FLAG", "main", "run_indexer"]
+__all__ = ["PARENT_FLAG", "READY_FD_ENV", "main", "run_indexer"]
 
 # Named, not __name__: run with -m the module is "__main__", which says nothing in a log line.
 log = get_logger("services.router.indexer")
 
 PARENT_FLAG = "--with-parent"
+READY_FD_ENV = "ALERTYARD_INDEXER_READY_FD"
+"""A pipe the parent router reads: ``ready`` once indexing started (services/router/
+indexer_process.py)."""
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -68,6 +71,7 @@ async def run_indexer(settings: RouterSettings, *, with_parent: bool = False) ->
         pid=os.getpid(),
         with_parent=with_parent,
     )
+    _tell_parent_ready()
     run = asyncio.create_task(indexer.run(), name="decision-indexer")
     stopping = asyncio.create_task(stop.wait(), name="stop")
     try:
@@ -86,6 +90,15 @@ async def run_indexer(settings: RouterSettings, *, with_parent: bool = False) ->
         log.info("decision_indexer_stopped", indexed=indexer.indexed)
     if run.done() and not run.cancelled() and run.exception() is not None:
         sys.exit(1)  # the router notices and restarts it
+
+
+def _tell_parent_ready() -> None:
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is None:  # started on its own, not by a router
+        return
+    with contextlib.suppress(OSError, ValueError):  # a gone parent is noticed on stdin
+        os.write(int(fd), b"ready\n")
+        os.close(int(fd))
 
 
 def _follow_parent(stop: asyncio.Event) -> None:

@@ -8,6 +8,11 @@ asks for SIGTERM when the router dies. If the child dies, the router logs
 lag until the new child caught up, nothing is lost: offsets are committed after Redis
 answered); ``/readyz`` reports ``decision_indexer: false`` and
 ``alertyard_router_decision_indexer_restarts`` counts the restarts meanwhile.
+
+A child counts as up once it says so on a pipe of its own (:data:`READY_FD_ENV`), after its
+consumer and Redis client started: its imports and start-up take 2-4 s of CPU, and a router
+that answered ``/readyz`` with the child still starting said "ready" while no decision was
+being indexed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.router.indexer import PARENT_FLAG
+from services.router.indexer import PARENT_FLAG, READY_FD_ENV
 from shared.logging import get_logger
 from shared.settings import RouterSettings
 
@@ -62,6 +67,9 @@ class IndexerProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         self._started_at = 0.0
+        self._ready_fd: int | None = None
+        self.started = False
+        """The running child said it is indexing (reset when it exits)."""
         self.restarts = Counter(
             "alertyard_router_decision_indexer_restarts",
             "Decision indexer child processes started again after one died",
@@ -78,21 +86,59 @@ class IndexerProcess:
         return self._proc is not None and self._proc.returncode is None
 
     @property
+    def ready(self) -> bool:
+        """Running and started: what ``/readyz`` reports as ``decision_indexer``."""
+        return self.running and self.started
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self.running and self._proc is not None else None
 
     async def start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.router.indexer",
-            PARENT_FLAG,
-            stdin=subprocess.PIPE,  # its EOF tells the child the router is gone
-            env=self._env,  # stdout and stderr are the router's: the same JSON log stream
-        )
+        self._close_ready_pipe()
+        self.started = False
+        ready_read, ready_write = os.pipe()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "services.router.indexer",
+                PARENT_FLAG,
+                stdin=subprocess.PIPE,  # its EOF tells the child the router is gone
+                env={**self._env, READY_FD_ENV: str(ready_write)},
+                pass_fds=(ready_write,),
+                # stdout and stderr are the router's: the same JSON log stream
+            )
+        except BaseException:
+            os.close(ready_read)
+            raise
+        finally:
+            os.close(ready_write)  # the child holds its own copy
+        self._ready_fd = ready_read
+        asyncio.get_running_loop().add_reader(ready_read, self._on_ready_pipe)
         self._started_at = time.monotonic()
         self.up.set(1)
         log.info("decision_indexer_spawned", pid=self._proc.pid)
+
+    def _on_ready_pipe(self) -> None:
+        """The child wrote its ready line, or closed the pipe (it exited): either way the
+        pipe has nothing more to say."""
+        fd = self._ready_fd
+        if fd is None:
+            return
+        try:
+            said = os.read(fd, 64)
+        except OSError:
+            said = b""
+        if said.startswith(b"ready"):
+            self.started = True
+        self._close_ready_pipe()
+
+    def _close_ready_pipe(self) -> None:
+        fd, self._ready_fd = self._ready_fd, None
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
 
     async def supervise(self) -> None:
         """Restart the child whenever it exits, until :meth:`stop`; a restart that fails
@@ -103,6 +149,7 @@ class IndexerProcess:
             assert proc is not None  # start() ran
             code = await proc.wait()
             self.up.set(0)
+            self.started = False
             if self._stopping.is_set():
                 return
             if time.monotonic() - self._started_at > _HEALTHY_AFTER_S:
@@ -133,3 +180,5 @@ class IndexerProcess:
             proc.kill()
             await proc.wait()
         self.up.set(0)
+        self.started = False
+        self._close_ready_pipe()

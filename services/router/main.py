@@ -84,7 +84,7 @@ async def run_router(settings: RouterSettings) -> None:
         metrics=metrics,
         partitions_assigned=lambda: bool(router.assigned),
         auth_limiter=FailedAuthLimiter.from_settings(settings),
-        decision_indexer_running=(lambda: child.running) if child is not None else None,
+        decision_indexer_ready=(lambda: child.ready) if child is not None else None,
     )
     server = http_server(app, host=settings.http_host, port=settings.http_port)
     inherited = inherited_socket(settings.http_fd)  # tests hand over a bound socket

@@ -68,7 +68,9 @@ async def test_the_indexer_child_ends_when_its_router_is_killed_9(
     settings = router_settings(kafka_bootstrap, redis_url)
     routers = RouterProcesses(settings, tokens, tmp_path)
     try:
-        router = await routers.start("router")
+        router = await routers.start("router")  # returns once /readyz answered 200
+        # Ready means the child is indexing, not merely spawned (its start-up takes seconds).
+        assert '"event": "decision_indexer_started"' in (tmp_path / "router.log").read_text()
         child = _indexer_of(router.pid)
         ids = await _send(kafka_bootstrap, settings.topics.alerts, token, 200)
         assert await lookups_missing(redis, ids, within=30) == []  # the child indexes
@@ -108,9 +110,12 @@ async def test_a_killed_indexer_child_is_restarted_and_lookups_catch_up(
             second = _indexer_of(router.pid)
             assert second != first
             assert await lookups_missing(redis, ids, within=30) == []
-            ready = await http.get("/readyz")
-            assert ready.status_code == 200
-            assert ready.json()["checks"]["decision_indexer"] is True
+
+            async def ready_again() -> bool:
+                ready = await http.get("/readyz")
+                return ready.status_code == 200 and ready.json()["checks"]["decision_indexer"]
+
+            await eventually(ready_again, what="/readyz with the new child", within=30, every=0.1)
         log = (tmp_path / "router.log").read_text()
         assert '"event": "decision_indexer_exited"' in log
         assert '"event": "decision_indexer_started"' in log  # the child logs JSON there too

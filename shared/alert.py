@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "MAX_ALERT_BYTES",
@@ -63,6 +65,22 @@ def nesting_depth(value: Any) -> int:
             depth = max(depth, level + 1)
             stack.extend((child, level + 1) for child in node)
     return depth
+
+
+def _has_non_finite(value: Any) -> bool:
+    """A NaN or an infinity anywhere in ``value``: Python's and pydantic's JSON readers take
+    them, but they are not JSON, and a copy carrying them breaks a strict team consumer."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _now() -> datetime:
@@ -151,15 +169,18 @@ class Alert(BaseModel):
     @field_validator("annotations", "payload")
     @classmethod
     def _limit_nesting(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Most payloads are flat: no need to walk them (this runs for every routed alert).
+        # Most payloads are flat without floats: no need to walk them (this runs for every
+        # alert that takes pydantic's path).
         for child in value.values():
-            if isinstance(child, dict | list):
+            if isinstance(child, dict | list | float):
                 break
         else:
             return value
         depth = nesting_depth(value)
         if depth > MAX_NESTING_DEPTH:
             raise ValueError(f"nesting depth {depth} exceeds the limit of {MAX_NESTING_DEPTH}")
+        if _has_non_finite(value):  # refused as invalid JSON, which is what it is
+            raise PydanticCustomError("json_invalid", "NaN and Infinity are not JSON numbers")
         return value
 
     @field_validator("dedup_key")

@@ -40,6 +40,21 @@ def test_deep_payload_is_refused() -> None:
         Alert(source="x", summary="y", payload=deep)
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_are_refused_at_any_depth(number: str) -> None:
+    for where in (f'{{"v": {number}}}', f'{{"v": {{"w": [1.5, {number}]}}}}'):
+        body = f'{{"source": "x", "summary": "y", "payload": {where}}}'
+        with pytest.raises(ValidationError, match="not JSON numbers"):
+            Alert.model_validate_json(body)
+        with pytest.raises(ValidationError, match="not JSON numbers"):
+            Alert.from_bytes(body.encode())
+
+
+def test_finite_floats_are_kept() -> None:
+    alert = Alert.model_validate_json('{"source": "x", "summary": "y", "payload": {"v": 1.5}}')
+    assert alert.payload == {"v": 1.5}
+
+
 def test_label_values_must_be_strings() -> None:
     with pytest.raises(ValidationError):
         Alert.model_validate({"source": "x", "summary": "y", "labels": {"n": 3}})

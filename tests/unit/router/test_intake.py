@@ -57,6 +57,13 @@ def test_given_id_and_dedup_key_are_kept() -> None:
         (b'{"summary": "no source"}', None, "schema_violation"),
         (b'["a list"]', None, "schema_violation"),
         (b'{"source": "s", "summary": "x", "extra": 1}', None, "schema_violation"),
+        # Not JSON numbers: forwarded untouched they would break a strict team consumer.
+        (b'{"source": "s", "summary": "x", "payload": {"v": NaN}}', None, "invalid_json"),
+        (
+            b'{"source": "s", "summary": "x", "annotations": {"a": [1, -Infinity]}}',
+            None,
+            "invalid_json",
+        ),
         (b"x" * (MAX_ALERT_BYTES + 1), None, "oversized"),
     ],
 )

@@ -177,7 +177,7 @@ class AlertRouter(RebalanceHandler):
         self.revocations: list[int] = []
         """Partitions given up per revoke (tests check a rebalance was incremental)."""
         self._retries_counted = 0
-        # Unbounded queue, bounded by the slots: a batch is queued in the same step as its
+        # Unbounded queue, bounded by the budget: a batch is queued in the same step as its
         # records are produced, so (exactly once) no commit can slip between the two.
         self._inflight: asyncio.Queue[_InFlight | None] = asyncio.Queue()
         self._budget = InFlightBudget(settings.pipeline_depth * settings.batch_max_records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import httpx
 
 from shared.serving import listen_socket
 
-__all__ = ["ROOT", "free_port", "listen_socket", "start_service", "wait_ready"]
+__all__ = ["ROOT", "free_port", "free_port_block", "listen_socket", "start_service", "wait_ready"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,32 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports on 127.0.0.1 that all bind right now, below the
+    kernel's ephemeral range: a port derived from :func:`free_port` (+1, +2...) lies in that
+    range, where any outgoing connection may hold it (a three-broker stack once failed to bind
+    its controller port so)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    start = random.randrange(10_000, low - 100 * count)
+    for base in range(start, low - count, count):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports below {low}")
 
 
 def start_service(

@@ -25,7 +25,7 @@ from services.rules.engine.model import Ruleset
 from services.tokens.testing import test_settings
 from shared.kafka import ensure_topics
 from tests._infra import ROOT
-from tests.integration._processes import free_port
+from tests.integration._processes import free_port, free_port_block
 from tests.integration._throwaway_broker import stack_jars
 from tests.integration.router._harness import (
     Collector,
@@ -70,7 +70,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {
         **os.environ,
         "ALERTYARD_STACK_DIR": str(state),
-        "ALERTYARD_STACK_KAFKA_PORT": str(free_port()),  # brokers on this port + 0, 2, 4
+        # Brokers on this port + 0, 2, 4, their controllers on + 1, 3, 5.
+        "ALERTYARD_STACK_KAFKA_PORT": str(free_port_block(6)),
         "ALERTYARD_STACK_REDIS_PORT": str(free_port()),  # unused: the session's Redis serves
         "ALERTYARD_STACK_KAFKA_HEAP": "-Xms128m -Xmx512m",
     }

@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 # uv from PATH, else installed from PyPI by scripts/bootstrap (a fresh machine has none).
 UV ?= $(shell scripts/bootstrap uv)
+# ... and on PATH for what the tests and benchmarks start (pip --user puts it off PATH).
+export PATH := $(dir $(UV)):$(PATH)
 PY := $(UV) run --frozen
 
 .PHONY: install run down test lint bench stack-up stack-down demo
@@ -10,6 +12,10 @@ PY := $(UV) run --frozen
 install:
 	scripts/bootstrap
 	$(UV) sync --frozen
+	@# Bytecode once, here (pyproject's compile-bytecode does the dependencies): where
+	@# PYTHONDONTWRITEBYTECODE is set, every process otherwise compiles every module it imports
+	@# (measured: 5.7 s of CPU to import the router, 2.2 s with bytecode).
+	$(PY) python -m compileall -q -j 0 shared services bench tests
 
 stack-up: install
 	scripts/stack up

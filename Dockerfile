@@ -6,7 +6,7 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY shared ./shared
 COPY services ./services
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev && .venv/bin/python -m compileall -q shared services
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 alertyard

@@ -4,7 +4,10 @@ It listens on a Unix socket in its own temporary directory (no TCP port to guess
 its append-only file there, so a test can ``kill -9`` it and start it again on the same data
 without touching the shared Redis of the test session. With ``cluster=True`` it is a one-node
 Redis Cluster owning every slot: it refuses a script or transaction whose declared keys span
-slots (``CROSSSLOT``), as a real cluster does.
+slots (``CROSSSLOT``), as a real cluster does. With ``fsync_always=True`` it acknowledges a
+write only once it is on disk: the stack's ``everysec`` postpones the AOF write for up to 2 s
+while a slow fsync runs (docs/operations.md, recovery point), and a kill -9 then loses what it
+acknowledged meanwhile; a drill of another component's guarantee must not depend on the disk.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ REDIS_CONF = ROOT / "stack" / "redis.conf"
 
 
 class ThrowawayRedis:
-    def __init__(self, *, cluster: bool = False) -> None:
+    def __init__(self, *, cluster: bool = False, fsync_always: bool = False) -> None:
         # A short path: a Unix socket path is limited to ~108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="ay-redis-"))
         self.socket = self.dir / "redis.sock"
         self.cluster = cluster
+        self.fsync_always = fsync_always
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,6 +50,8 @@ class ThrowawayRedis:
         args = ["--port", "0", "--unixsocket", str(self.socket), "--dir", str(self.dir)]
         if self.cluster:  # no port: the cluster bus is never used by a single node
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        if self.fsync_always:
+            args += ["--appendfsync", "always"]
         with (self.dir / "redis.log").open("ab") as log:
             return subprocess.Popen(
                 ["redis-server", str(REDIS_CONF), *args], stdout=log, stderr=subprocess.STDOUT

@@ -17,3 +17,13 @@ async def own_redis() -> AsyncIterator[ThrowawayRedis]:
     await server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def own_redis_fsync_always() -> AsyncIterator[ThrowawayRedis]:
+    """:func:`own_redis` acknowledging only what is on disk: for drills of the router's or the
+    indexer's guarantees, which a disk that stalls Redis's ``everysec`` fsync must not decide."""
+    server = ThrowawayRedis(fsync_always=True)
+    await server.start()
+    yield server
+    server.stop()

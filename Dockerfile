@@ -3,7 +3,7 @@ FROM python:3.11-slim AS build
 RUN pip install --no-cache-dir uv
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --no-install-project --compile-bytecode
 COPY shared ./shared
 COPY services ./services
 RUN uv sync --frozen --no-dev && .venv/bin/python -m compileall -q shared services

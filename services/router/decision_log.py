@@ -61,6 +61,8 @@ is a few KB at most: every text field it holds is length-limited)."""
 _BATCH_HEADERS: Final = [(FORMAT_HEADER, BATCH_FORMAT)]
 _ROWS_HEADERS: Final = [(FORMAT_HEADER, ROWS_FORMAT)]
 _RECORDS_PER_WRITE: Final = 16
+_DECISIONS_PER_WRITE: Final = 2_000
+"""A Redis write this large is worth making at once; a smaller one waits up to the linger."""
 
 
 class DecisionLog:
@@ -165,9 +167,12 @@ def _readable(message: Any) -> list[DecisionRecord]:
 class DecisionIndexer:
     """The consumer side: decisions topic -> Redis, committed only after Redis answered."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, store: DecisionStore) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, store: DecisionStore, *, linger_s: float = 0.0
+    ) -> None:
         self._consumer = consumer
         self._store = store
+        self._linger_s = linger_s
         self._stopping = asyncio.Event()
         self.indexed = 0
 
@@ -179,7 +184,7 @@ class DecisionIndexer:
             settings.topics.decisions,
             group_id=f"{settings.group_id}-decisions",
         )
-        return cls(consumer, store)
+        return cls(consumer, store, linger_s=settings.decision_index_linger_ms / 1000)
 
     async def start(self) -> None:
         """Join the group (the router has created the decisions topic by then)."""
@@ -195,9 +200,7 @@ class DecisionIndexer:
     async def run(self) -> None:
         """Index until :meth:`stop`; a Redis outage holds the commit, never drops a record."""
         while not self._stopping.is_set():
-            # A record holds up to a batch of decisions: a few make one bounded Redis write.
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=_RECORDS_PER_WRITE)
-            records = [r for ms in batch.values() for m in ms for r in _readable(m)]
+            records = await self._gather()
             if not records:
                 continue
             # Named policy: exponential backoff with jitter up to 5 s, until Redis answers.
@@ -209,3 +212,29 @@ class DecisionIndexer:
             with contextlib.suppress(Exception):  # a rebalance: the next owner re-indexes
                 await self._consumer.commit()
             self.indexed += len(records)
+
+    async def _gather(self) -> list[DecisionRecord]:
+        """The decisions of one Redis write: up to ``_RECORDS_PER_WRITE`` records (each holds up
+        to a batch of decisions), gathered for up to the linger while the write would be small.
+        Nothing is committed before the write, so a crash meanwhile loses nothing."""
+        batch = await self._consumer.getmany(timeout_ms=200, max_records=_RECORDS_PER_WRITE)
+        messages = [m for ms in batch.values() for m in ms]
+        records = [r for m in messages for r in _readable(m)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger_s
+        while (
+            records
+            and len(records) < _DECISIONS_PER_WRITE
+            and len(messages) < _RECORDS_PER_WRITE
+            and not self._stopping.is_set()
+        ):
+            left_ms = int((deadline - loop.time()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await self._consumer.getmany(
+                timeout_ms=left_ms, max_records=_RECORDS_PER_WRITE - len(messages)
+            )
+            found = [m for ms in more.values() for m in ms]
+            messages += found
+            records += [r for m in found for r in _readable(m)]
+        return records

@@ -56,6 +56,7 @@ def indexer_env(settings: RouterSettings) -> dict[str, str]:
         "ALERTYARD_TOPIC_REPLICATION_FACTOR": str(settings.topics.replication_factor),
         "ALERTYARD_ROUTER_GROUP_ID": settings.group_id,
         "ALERTYARD_ROUTER_DECISION_RETENTION_S": str(settings.decision_retention_s),
+        "ALERTYARD_ROUTER_DECISION_INDEX_LINGER_MS": str(settings.decision_index_linger_ms),
     }
 
 

@@ -38,6 +38,10 @@ class RouterSettings(CommonSettings):
     process (``python -m services.router.indexer``) that ends with the router and is restarted
     if it dies; ``inline``, on the router's own event loop (which costs it routing throughput).
     Deployments that run indexers on their own start that module themselves."""
+    decision_index_linger_ms: int = Field(default=50, ge=0, le=5_000)
+    """Longest the decision indexer gathers decisions for a small Redis write: a write costs
+    Redis a script call per decision shard whatever it holds, so at low rates lookups lag by up
+    to this much more for a fraction of the indexer's and Redis's CPU (0: write what arrived)."""
     decision_buffer_max: int = Field(default=100_000, ge=1)
     """Opt-out path only: decisions held in memory while Redis is unreachable; the oldest go
     first past this."""

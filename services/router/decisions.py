@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, cast
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
@@ -62,12 +63,14 @@ def index_key(shard: int, scope: str) -> str:
 
 # KEYS: every key the script touches (Redis Cluster needs them declared), all in one shard's
 # slot: first the decision key of each row, then the time-index key of each scope.
-# ARGV: retention_s, trim bound, then ONE JSON array of rows [member, body, index-key position,
-# ...]: redis-py packs each argument in Python (costly per decision), cjson decodes it in C.
+# ARGV: retention_s, trim bound, then ONE MessagePack array of rows [member, body, index-key
+# position, ...]: redis-py packs each argument in Python (costly per decision), cmsgpack decodes
+# it in C. MessagePack, not JSON: the body goes in unescaped (measured, 2,000 decisions a call:
+# Redis 20-27 -> 17-20 us and the indexer 16-19 -> 12 us per decision).
 _WRITE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local cutoff = ARGV[2]
-local rows = cjson.decode(ARGV[3])
+local rows = cmsgpack.unpack(ARGV[3])
 local by_index = {}
 for i, row in ipairs(rows) do
   redis.call('SET', KEYS[i], row[2], 'EX', ttl)
@@ -386,11 +389,11 @@ class DecisionStore:
         return list(zip(members, decisions, strict=True))
 
 
-def _script_call(shard: int, records: Sequence[DecisionRecord]) -> tuple[list[str], str]:
+def _script_call(shard: int, records: Sequence[DecisionRecord]) -> tuple[list[str], bytes]:
     """The KEYS and the rows argument of one shard's write script call."""
     keys = [decision_key(record.alert_id) for record in records]
     positions: dict[str, int] = {}  # scope -> its index key's position in KEYS (1-based)
-    tails: dict[tuple[str, ...], str] = {}
+    tails: dict[tuple[str, ...], list[int]] = {}
     rows = []
     for record in records:
         tail = tails.get(record.scopes)
@@ -399,9 +402,12 @@ def _script_call(shard: int, records: Sequence[DecisionRecord]) -> tuple[list[st
                 if scope not in positions:
                     keys.append(index_key(shard, scope))
                     positions[scope] = len(keys)
-            tail = tails[record.scopes] = "".join(f",{positions[s]}" for s in record.scopes)
-        rows.append(f"[{_json_str(record.member)},{_json_str(record.body)}{tail}]")
-    return keys, "[" + ",".join(rows) + "]"
+            tail = tails[record.scopes] = [positions[s] for s in record.scopes]
+        rows.append([record.member, record.body, *tail])
+    return keys, _msgpack(rows)
+
+
+_msgpack: Callable[[Any], bytes] = msgspec.msgpack.Encoder().encode
 
 
 def _matches(

@@ -26,8 +26,12 @@ from shared.settings import TopicSettings
 
 __all__ = ["QUIX", "Loop", "loops", "quix_environment_ready", "stage_costs"]
 
-QUIX = ["uv", "run", "--no-project", "--with", "quixstreams==3.28.1", "python"]
-"""Quix Streams in its own pinned environment (it pins an older confluent-kafka)."""
+QUIX = [
+    *("uv", "run", "--no-project", "--compile-bytecode"),
+    *("--with", "quixstreams==3.28.1", "python"),
+]
+"""Quix Streams in its own pinned environment (it pins an older confluent-kafka), with its
+bytecode compiled as the router's is (``make install``)."""
 
 Loop = Callable[[Workload, TopicSettings, int], Awaitable[dict[str, Any]]]
 

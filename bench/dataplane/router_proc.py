@@ -93,11 +93,11 @@ class RouterProcess:
             self._sock.close()
             self._sock = None
 
-    def batch_lines(self) -> list[dict[str, Any]]:
-        """The ``batch_routed`` log lines written so far."""
+    def summary_lines(self) -> list[dict[str, Any]]:
+        """The ``routing_summary`` log lines written so far (the last one at shutdown)."""
         lines = []
         for raw in self.log.read_text(errors="replace").splitlines():
-            if '"batch_routed"' in raw:
+            if '"routing_summary"' in raw:
                 try:
                     lines.append(json.loads(raw))
                 except ValueError:
@@ -131,7 +131,7 @@ def start_router(
         "ALERTYARD_ROUTER_PROVISION_TEAMS": json.dumps(list(TEAMS)),
         "ALERTYARD_TOKENS_HMAC_SECRET": work.tokens.hmac_secret.get_secret_value(),
         "ALERTYARD_LOG_FORMAT": "json",
-        "ALERTYARD_LOG_LEVEL": "info",  # the default: batch_routed lines carry the stages
+        "ALERTYARD_LOG_LEVEL": "info",  # the default: routing_summary lines carry the stages
         "ALERTYARD_HTTP_FD": str(sock.fileno()),
         **extra,
     }

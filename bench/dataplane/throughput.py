@@ -102,20 +102,23 @@ def _router(**extra: str) -> Loop:
 
 
 def stage_costs(router: RouterProcess) -> dict[str, float]:
-    """Per-record cost of each stage (us) from the process's ``batch_routed`` lines. Stages
-    that wait (acks, offsets) overlap the next batch's work in the pipeline."""
-    lines = router.batch_lines()
+    """Per-record cost of each stage (us) from the process's ``routing_summary`` lines (each
+    sums its batches' stage times). Stages that wait (acks, offsets) overlap the next batch's
+    work in the pipeline."""
+    lines = router.summary_lines()
     records = sum(int(line.get("records", 0)) for line in lines)
     if not records:
         return {}
     totals: dict[str, float] = {}
     for line in lines:
         for name, value in line.items():
-            if name.endswith("_ms") and name != "duration_ms" and isinstance(value, int | float):
+            stage = name.endswith("_ms") and name != "slowest_batch_ms"
+            if stage and isinstance(value, int | float):
                 totals[name] = totals.get(name, 0.0) + value
     costs = {name.removesuffix("_ms"): round(ms * 1000 / records, 2) for name, ms in totals.items()}
-    costs["batches"] = len(lines)
-    costs["records_per_batch"] = round(records / len(lines), 1)
+    batches = sum(int(line.get("batches", 0)) for line in lines)
+    costs["batches"] = batches
+    costs["records_per_batch"] = round(records / batches, 1)
     return costs
 
 

@@ -41,6 +41,7 @@ from services.router.metrics import RouterMetrics
 from services.router.plan import BatchPlan, plan_batch
 from services.router.ports import RulesetSource
 from services.router.publisher import BatchPublisher, Pending
+from services.router.summary import RoutingSummary
 from services.router.topics import TopicProvisioner
 from shared.auth import TokenValidator
 from shared.kafka import ensure_topics
@@ -174,6 +175,7 @@ class AlertRouter(RebalanceHandler):
             alertmanager=settings.formats.alertmanager,
         )
         self.batches = 0
+        self._summary = RoutingSummary()
         self.revocations: list[int] = []
         """Partitions given up per revoke (tests check a rebalance was incremental)."""
         self._retries_counted = 0
@@ -280,6 +282,7 @@ class AlertRouter(RebalanceHandler):
             with contextlib.suppress(asyncio.CancelledError):
                 await settler
             await self._committer.stop()  # the last acknowledged offsets are committed
+            self._log_summary(time.perf_counter())
             self._stopped.set()
 
     def _fetch(self, consumer: NativeConsumer) -> asyncio.Task[dict[PartitionKey, list[Message]]]:
@@ -634,7 +637,7 @@ class AlertRouter(RebalanceHandler):
             self._retries_counted = self._publisher.retries
         m.decisions_buffered.set(self.decisions.buffered)
         self.batches += 1
-        log.info(
+        log.debug(
             "batch_routed",
             records=records,
             alerts=len(plan.accepted),
@@ -648,7 +651,30 @@ class AlertRouter(RebalanceHandler):
             duration_ms=round(elapsed * 1000, 2),
             **stages,
         )
+        now = started + elapsed
+        self._summary.add(
+            records=records,
+            alerts=len(plan.accepted),
+            routed_copies=result.routed_copies,
+            unrouted=result.unrouted,
+            rejected=result.rejected,
+            duration_ms=elapsed * 1000,
+            stages=stages,
+            ruleset_version=version,
+            now=now,
+        )
+        if self._summary.due(now):
+            self._log_summary(now)
         return result
+
+    def _log_summary(self, now: float) -> None:
+        fields = self._summary.take(now)
+        if fields is not None:
+            log.info(
+                "routing_summary",
+                decisions_buffered=self.decisions.buffered,
+                **fields,
+            )
 
     def _update_lag(self, consumer: NativeConsumer, offsets: dict[PartitionKey, int]) -> None:
         self._positions.update(offsets)

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, cast
 
-import stamina
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -40,6 +39,7 @@ from shared.kafka import make_producer
 from shared.keyspace import CONTROL
 from shared.logging import get_logger
 from shared.outbox_lease import OutboxKeys, OutboxLease
+from shared.retries import RetryPolicy
 
 __all__ = [
     "RELAY_REQUEST_TIMEOUT_S",
@@ -114,24 +114,18 @@ class OutboxMetrics:
         )
 
 
-def _cancel_requested() -> bool:
-    """The running task was asked to stop and has not acknowledged it. A client library can
-    swallow the ``CancelledError`` itself: redis-py, when the cancel lands just as its
-    connection resets, raises the ``ConnectionError`` instead (seen in the two-relay race test),
-    and a relay that retried that would outlive every cancel."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-def _retry_relay(error: BaseException) -> bool:
+def _retry_relay(error: Exception) -> bool:
     """The relay retries every error: an outage (Redis, Kafka) is expected and heals; anything
-    else is logged too, and a dead relay would strand the outbox. Cancellation is not an error
-    (stamina hands it to this hook as well), nor is an error raised while one is pending."""
-    if not isinstance(error, Exception) or _cancel_requested():
-        return False
+    else is logged too, and a dead relay would strand the outbox."""
     if not isinstance(error, RedisError | KafkaError | OSError | TimeoutError):
         log.error("outbox_relay_unexpected_error", error=type(error).__name__)
     return True
+
+
+RELAY_RETRY: Final = RetryPolicy(
+    name="outbox relay", on=_retry_relay, wait_initial=0.1, wait_max=5.0
+)
+"""Exponential backoff with jitter, capped at 5 s, never giving up."""
 
 
 class OutboxRelay:
@@ -185,21 +179,12 @@ class OutboxRelay:
         """Relay until :meth:`stop`, then give the lease up; outages are retried (stamina)."""
         try:
             while not self._stopping.is_set():
-                if _cancel_requested():
-                    raise asyncio.CancelledError
                 sent = 0
-                # Named policy: exponential backoff with jitter, capped at 5 s, never giving up.
-                async for attempt in stamina.retry_context(
-                    on=_retry_relay, attempts=None, timeout=None, wait_initial=0.1, wait_max=5.0
-                ):
+                async for attempt in RELAY_RETRY.retrying():
                     with attempt:
                         sent = await self.relay_once()
                 if sent == 0:
                     await self._sleep(self._idle_sleep_s if self.holds_lease else 1.0)
-        except Exception as error:
-            if _cancel_requested():  # the cancel a library swallowed (see _cancel_requested)
-                raise asyncio.CancelledError from error
-            raise
         finally:
             with contextlib.suppress(Exception):  # Redis down: the lease simply expires
                 await self._lease.release()

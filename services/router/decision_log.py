@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
-import stamina
 from aiokafka import AIOKafkaConsumer
 
 from services.router.decision_batch import DecisionBatch, decode_batch, encode_batch
@@ -31,6 +30,7 @@ from services.router.publisher import Producing
 from shared.kafka import make_consumer
 from shared.kafka_native import DeliveryBatch, Outgoing
 from shared.logging import get_logger
+from shared.retries import RetryPolicy
 from shared.settings import RouterSettings
 
 __all__ = [
@@ -63,6 +63,10 @@ _ROWS_HEADERS: Final = [(FORMAT_HEADER, ROWS_FORMAT)]
 _RECORDS_PER_WRITE: Final = 16
 _DECISIONS_PER_WRITE: Final = 2_000
 """A Redis write this large is worth making at once; a smaller one waits up to the linger."""
+INDEX_WRITE_RETRY: Final = RetryPolicy(
+    name="decision index write", on=Exception, wait_initial=0.1, wait_max=5.0
+)
+"""Until Redis answers: the commit waits for the write, so an outage drops no decision."""
 
 
 class DecisionLog:
@@ -203,10 +207,7 @@ class DecisionIndexer:
             records = await self._gather()
             if not records:
                 continue
-            # Named policy: exponential backoff with jitter up to 5 s, until Redis answers.
-            async for attempt in stamina.retry_context(
-                on=Exception, attempts=None, timeout=None, wait_initial=0.1, wait_max=5.0
-            ):
+            async for attempt in INDEX_WRITE_RETRY.retrying():
                 with attempt:
                     await self._store.write_many(records)
             with contextlib.suppress(Exception):  # a rebalance: the next owner re-indexes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import stamina
 from prometheus_client import REGISTRY
@@ -51,3 +53,30 @@ def test_retries_add_no_prometheus_series() -> None:
     assert hooks  # retries are still logged
     assert all("prometheus" not in repr(hook).lower() for hook in hooks)
     assert REGISTRY.get_sample_value("stamina_retries_total") is None
+
+
+async def test_an_error_raised_by_a_swallowed_cancel_ends_the_block_as_cancelled() -> None:
+    # The awaited call turns the cancel into a retried error, as redis-py does when the cancel
+    # lands while its connection resets; the block must not run again.
+    calls: list[int] = []
+    waiting = asyncio.Event()
+
+    async def block() -> None:
+        async for attempt in POLICY.retrying():
+            with attempt:
+                if calls:
+                    raise KeyError("the block ran again")  # not retried: fails the test
+                calls.append(1)
+                waiting.set()
+                try:
+                    await asyncio.Event().wait()  # a reply that never comes
+                except asyncio.CancelledError:
+                    raise RetryLater from None
+
+    task = asyncio.create_task(block())
+    await waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as raised:
+        await task
+    assert isinstance(raised.value.__cause__, RetryLater)
+    assert len(calls) == 1

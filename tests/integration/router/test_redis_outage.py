@@ -25,6 +25,7 @@ from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.redis import make_redis
 from shared.tokens.validator import build_validator
+from tests._waiting import eventually
 from tests.integration._redis_server import ThrowawayRedis
 from tests.integration.router._harness import (
     AlertSender,
@@ -110,7 +111,9 @@ async def test_redis_restart_during_routing_loses_nothing(
             own_redis.kill9()
             await send_wave(sender)  # Redis down: cached ruleset and token keep routing
             assert live.loaded
-            assert writer.buffered >= 100  # lookups wait for Redis; routing did not
+            # Lookups wait for Redis; routing did not. A batch's decisions are recorded after
+            # its copies are acknowledged, so the team reader can see the copies first.
+            await eventually(lambda: writer.buffered >= 100, what="the wave's decisions buffered")
             # A token never seen before cannot be checked now: the alert waits, it is not
             # rejected, and goes through once Redis is back.
             late = uuid.uuid4().hex

@@ -94,7 +94,7 @@ _new_delivered = tuple.__new__
 def producer_config(
     bootstrap: str,
     *,
-    linger_ms: int = 0,
+    linger_ms: float = 0,
     transactional_id: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:

@@ -60,9 +60,12 @@ class RouterSettings(CommonSettings):
     fetch_max_wait_ms: int = Field(default=20, ge=1)
     """Longest a fetch waits at the broker; aiokafka re-fetches a drained partition only after
     the outstanding request returns, so a long wait (default 500) shows up as latency."""
-    producer_linger_ms: int = Field(default=0, ge=0)
-    """A batch's records are handed to the producer together, so they share requests without
-    lingering; a linger only adds latency here."""
+    producer_linger_ms: float = Field(default=0.5, ge=0)
+    """How long librdkafka gathers records into one produce request. Half a millisecond lets the
+    copies of a batch, handed over in one loop, share requests (at 0 the first records leave
+    alone: under a backlog the broker's CPU per alert doubled and the router routed ~25% fewer
+    alerts a second) while adding next to nothing to latency (p99 at 2,000/s within noise of 0;
+    5 ms, librdkafka's default, added ~8 ms)."""
     group_protocol: Literal["classic", "consumer"] = "classic"
     """``classic``: the cooperative-sticky assignor (incremental rebalances); ``consumer``: the
     KIP-848 protocol of Kafka 4.x brokers (assignment on the broker, also incremental)."""

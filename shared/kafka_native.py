@@ -11,7 +11,9 @@ this module keeps the calls where they belong:
   (``call_soon_threadsafe``), not once per record. Transactions run on an executor thread.
 - :class:`NativeConsumer`: one dedicated thread runs ``poll``/``consume``/``seek``/``close``
   (librdkafka runs the rebalance callbacks inside them, on that thread); commits run on a second
-  thread, so a commit can finish while the fetch thread waits inside a revoke callback.
+  thread, so a commit can finish while the fetch thread waits inside a revoke callback. Steady
+  commits are asynchronous (their answers come back through ``on_commit`` as the fetch thread
+  polls): a synchronous commit holds librdkafka's fetching up while it waits.
 
 The settings all routers share (``acks=all``, idempotence, ``murmur2_random`` so a key lands
 where Java and aiokafka producers put it, manual offset store and commit) are declared here once.
@@ -40,6 +42,8 @@ from confluent_kafka import (
 from shared.logging import get_logger
 
 __all__ = [
+    "CommitAnswers",
+    "CommitListener",
     "Delivered",
     "DeliveryBatch",
     "GroupProtocol",
@@ -321,6 +325,16 @@ class RebalanceHandler:
 
 
 Batch = dict[PartitionKey, list[Message]]
+CommitAnswers = dict[PartitionKey, tuple[int, str | None]]
+"""A commit's answer: each partition's offset and the error text (None: committed)."""
+CommitListener = Callable[[CommitAnswers], None]
+
+
+def _error_text(error: KafkaError | None) -> str | None:
+    # A partition of a successful commit carries no error (older clients: NO_ERROR).
+    if error is None or error.code() == KafkaError.NO_ERROR:
+        return None
+    return str(error.str())
 
 
 def _add(batch: Batch, messages: Iterable[Message]) -> None:
@@ -350,8 +364,10 @@ class NativeConsumer:
         *,
         callback_timeout_s: float = 60.0,
     ) -> None:
-        self._consumer = Consumer(dict(config))
+        # librdkafka calls on_commit on the thread that polls (the fetch thread).
+        self._consumer = Consumer({**config, "on_commit": self._answered})
         self._topics = list(topics)
+        self._commit_listener: CommitListener | None = None
         self._handler = handler
         self._callback_timeout_s = callback_timeout_s
         self._fetch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafka-fetch")
@@ -462,10 +478,43 @@ class NativeConsumer:
                 log.warning("seek_failed", topic=topic, partition=partition, error=str(exc))
 
     async def commit(self, offsets: Mapping[PartitionKey, int]) -> None:
-        """Commit ``offsets`` (next to read) and wait for the coordinator's answer."""
+        """Commit ``offsets`` (next to read) and wait for the coordinator's answer.
+
+        For the rare commits that must be known done (a drain, a shutdown): librdkafka's
+        synchronous commit holds up fetching while it waits (measured: a commit per batch
+        halved what a consumer could read), so steady-state commits use
+        :meth:`commit_in_background`."""
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._commits, self._commit, partitions)
+
+    def on_commit_answers(self, listener: CommitListener) -> None:
+        """Call ``listener`` on the loop thread with the coordinator's answer to each commit:
+        ``{partition: (offset, error text or None)}``."""
+        self._commit_listener = listener
+
+    async def commit_in_background(self, offsets: Mapping[PartitionKey, int]) -> None:
+        """Hand ``offsets`` to librdkafka to commit (returns once handed over, on the commit
+        thread: no consumer call on the loop); the answer reaches the
+        :meth:`on_commit_answers` listener when the fetch thread next polls."""
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._commits,
+            functools.partial(self._consumer.commit, offsets=partitions, asynchronous=True),
+        )
+
+    def _answered(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # librdkafka's offset_commit_cb, on the polling thread: never raise into C.
+        listener, loop = self._commit_listener, self._loop
+        if listener is None or loop is None:
+            return
+        answers = {
+            (tp.topic, tp.partition): (tp.offset, _error_text(tp.error or error))
+            for tp in partitions
+        }
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            loop.call_soon_threadsafe(listener, answers)
 
     def _commit(self, partitions: list[TopicPartition]) -> None:
         results = self._consumer.commit(offsets=partitions, asynchronous=False)

@@ -248,6 +248,7 @@ class AlertRouter(RebalanceHandler):
         if consumer is None:
             raise RuntimeError("call start() before run()")
         self._committer = OffsetCommitter(consumer)
+        consumer.on_commit_answers(self._committer.answered)
         self._committer.start()
         settler = asyncio.create_task(self._settle_loop(consumer), name="router-settle")
         try:

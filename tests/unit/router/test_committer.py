@@ -10,52 +10,102 @@ TP0, TP1 = ("alerts", 0), ("alerts", 1)
 
 
 class RecordingConsumer:
-    """Records commit calls. ``gated``: each commit waits for :attr:`release`, like a
-    coordinator round trip the test finishes when it chooses."""
+    """Records commits: synchronous ones (``flush``) and background ones, whose answers the
+    test gives when it chooses (as the fetch thread's poll would)."""
 
-    def __init__(self, *, gated: bool = False) -> None:
-        self.commits: list[dict[PartitionKey, int]] = []
-        self.started = asyncio.Event()
-        self.release = asyncio.Event()
-        if not gated:
-            self.release.set()
+    def __init__(self, *, refuse_sync: bool = False) -> None:
+        self.sync: list[dict[PartitionKey, int]] = []
+        self.background: list[dict[PartitionKey, int]] = []
+        self.handed = asyncio.Event()
+        self.refuse_sync = refuse_sync
 
     async def commit(self, offsets: Mapping[PartitionKey, int]) -> None:
-        self.started.set()
-        await self.release.wait()
-        self.commits.append(dict(offsets))
+        if self.refuse_sync:
+            raise RuntimeError("REBALANCE_IN_PROGRESS")
+        self.sync.append(dict(offsets))
+
+    async def commit_in_background(self, offsets: Mapping[PartitionKey, int]) -> None:
+        self.background.append(dict(offsets))
+        self.handed.set()
+
+    async def next_background(self) -> dict[PartitionKey, int]:
+        await self.handed.wait()
+        self.handed.clear()
+        return self.background[-1]
 
 
-async def test_latest_acknowledged_offsets_win_and_only_changes_are_sent() -> None:
-    consumer = RecordingConsumer(gated=True)
+def _ok(offsets: Mapping[PartitionKey, int]) -> dict[PartitionKey, tuple[int, str | None]]:
+    return {tp: (o, None) for tp, o in offsets.items()}
+
+
+async def test_one_background_commit_unanswered_at_a_time_and_the_latest_offsets_win() -> None:
+    consumer = RecordingConsumer()
     committer = OffsetCommitter(consumer)
     committer.start()
-    committer.advance({TP0: 10})
-    await consumer.started.wait()  # the first commit is in flight
-    committer.advance({TP0: 20, TP1: 5})
-    committer.advance({TP0: 15})  # older than what is acknowledged: ignored
-    consumer.release.set()
-    await committer.flush()
-    await committer.stop()
-    assert consumer.commits[0] == {TP0: 10}
-    assert consumer.commits[-1] == {TP0: 20, TP1: 5}
-    assert len(consumer.commits) == 2  # nothing sent twice
+    try:
+        committer.advance({TP0: 10})
+        assert await consumer.next_background() == {TP0: 10}
+        committer.advance({TP0: 20, TP1: 5})
+        committer.advance({TP0: 15})  # older than what is acknowledged: ignored
+        await asyncio.sleep(0)  # let the committer look: it must wait for the answer
+        assert consumer.background == [{TP0: 10}]
+        committer.answered(_ok({TP0: 10}))
+        assert await consumer.next_background() == {TP0: 20, TP1: 5}
+        committer.answered(_ok({TP0: 20, TP1: 5}))
+        assert committer.uncommitted({TP0, TP1}) == {}
+        assert committer.commits == 2
+    finally:
+        await committer.stop()
+    assert consumer.sync == []  # everything was confirmed: nothing left to flush
+    assert len(consumer.background) == 2  # nothing sent twice
 
 
-async def test_forgotten_partitions_are_not_committed() -> None:
+async def test_a_refused_commit_is_carried_by_the_next_one() -> None:
+    consumer = RecordingConsumer()
+    committer = OffsetCommitter(consumer)
+    committer.start()
+    try:
+        committer.advance({TP0: 10, TP1: 3})
+        assert await consumer.next_background() == {TP0: 10, TP1: 3}
+        committer.answered({TP0: (10, "REBALANCE_IN_PROGRESS"), TP1: (3, None)})
+        assert committer.refused == 1
+        assert committer.uncommitted({TP0, TP1}) == {TP0: 10}  # a revoke would commit it
+        committer.advance({TP1: 4})
+        assert await consumer.next_background() == {TP0: 10, TP1: 4}
+    finally:
+        await committer.stop()
+
+
+async def test_a_revoke_commits_unconfirmed_offsets_of_only_the_partitions_it_gives_up() -> None:
+    consumer = RecordingConsumer()
+    committer = OffsetCommitter(consumer)
+    committer.start()
+    try:
+        committer.advance({TP0: 3, TP1: 4})
+        await consumer.next_background()  # handed over, never answered
+        assert committer.uncommitted({TP1}) == {TP1: 4}
+        await committer.flush({TP1})
+        assert consumer.sync == [{TP1: 4}]
+        assert committer.uncommitted({TP0, TP1}) == {TP0: 3}
+    finally:
+        await committer.stop()
+    assert consumer.sync[-1] == {TP0: 3}  # the shutdown flush waits for the coordinator
+
+
+async def test_forgotten_partitions_are_not_committed_and_late_answers_are_ignored() -> None:
     consumer = RecordingConsumer()
     committer = OffsetCommitter(consumer)
     committer.advance({TP0: 3, TP1: 4})
     committer.forget([TP1])
+    committer.answered(_ok({TP1: 4}))  # an answer for a partition given up meanwhile
+    assert committer.uncommitted({TP0, TP1}) == {TP0: 3}
     await committer.flush()
-    assert consumer.commits == [{TP0: 3}]
+    assert consumer.sync == [{TP0: 3}]
 
 
-async def test_a_revoke_commits_only_the_partitions_it_gives_up() -> None:
-    consumer = RecordingConsumer()
+async def test_a_refused_flush_leaves_the_offsets_uncommitted() -> None:
+    consumer = RecordingConsumer(refuse_sync=True)
     committer = OffsetCommitter(consumer)
-    committer.advance({TP0: 3, TP1: 4})
-    await committer.flush({TP1})
-    assert consumer.commits == [{TP1: 4}]
+    committer.advance({TP0: 3})
     await committer.flush()
-    assert consumer.commits[-1] == {TP0: 3}
+    assert committer.uncommitted({TP0}) == {TP0: 3}

@@ -287,16 +287,19 @@ class AlertRouter(RebalanceHandler):
             self._stopped.set()
 
     def _fetch(self, consumer: NativeConsumer) -> asyncio.Task[dict[PartitionKey, list[Message]]]:
-        return asyncio.create_task(self._fetch_ahead(consumer), name="router-fetch")
+        s = self.settings
+        reading = consumer.fetch(s.batch_max_records, s.batch_timeout_ms / 1000)  # starts now
+        return asyncio.create_task(self._fetch_ahead(consumer, reading), name="router-fetch")
 
-    async def _fetch_ahead(self, consumer: NativeConsumer) -> dict[PartitionKey, list[Message]]:
+    async def _fetch_ahead(
+        self, consumer: NativeConsumer, reading: asyncio.Future[dict[PartitionKey, list[Message]]]
+    ) -> dict[PartitionKey, list[Message]]:
         """The next batch, read while the current one is routed. librdkafka runs rebalance
         callbacks only inside a fetch, so when routing is stuck (a token check waiting for
         Redis) this keeps polling, partitions paused, until it is done: a rebalance or a
         shutdown then interrupts the wait instead of waiting for it (records polled meanwhile
         join this batch; see ``NativeConsumer.keep_polling``)."""
-        s = self.settings
-        batch = await consumer.fetch(s.batch_max_records, s.batch_timeout_ms / 1000)
+        batch = await reading
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=_STUCK_S)
         if self._idle.is_set():

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Iterable, Mapping
-from typing import Protocol
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Final, Protocol
 
 from shared.kafka_native import CommitAnswers, PartitionKey
 from shared.logging import get_logger
@@ -27,6 +28,10 @@ from shared.logging import get_logger
 __all__ = ["Committing", "OffsetCommitter"]
 
 log = get_logger(__name__)
+
+ANSWER_TIMEOUT_S: Final = 30.0
+"""A background commit unanswered this long is given up on (librdkafka answers every commit,
+refused ones included, as the fetch thread polls); the next one carries its offsets."""
 
 
 class Committing(Protocol):
@@ -40,8 +45,12 @@ class Committing(Protocol):
 
 
 class OffsetCommitter:
-    def __init__(self, consumer: Committing) -> None:
+    def __init__(
+        self, consumer: Committing, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._consumer = consumer
+        self._clock = clock
+        self._sent_at = 0.0
         self._acked: dict[PartitionKey, int] = {}
         self._sent: dict[PartitionKey, int] = {}
         """Last offsets handed over, answered or not (not sent again unless refused)."""
@@ -132,13 +141,18 @@ class OffsetCommitter:
             await self._wanted.wait()
             self._wanted.clear()
             async with self._lock:
-                if self._unanswered:
+                if self._unanswered and self._clock() - self._sent_at < ANSWER_TIMEOUT_S:
                     continue  # the answer sets _wanted again
+                if self._unanswered:
+                    log.warning("commit_unanswered", after_s=ANSWER_TIMEOUT_S)
+                    self._unanswered = {}
+                    self._sent = dict(self._confirmed)  # send whatever is not confirmed
                 pending = {tp: o for tp, o in self._acked.items() if self._sent.get(tp) != o}
                 if not pending:
                     continue
                 self._sent.update(pending)
                 self._unanswered = dict(pending)
+                self._sent_at = self._clock()
                 try:
                     await self._consumer.commit_in_background(pending)
                 except Exception as exc:  # not handed over: sent with the next advance

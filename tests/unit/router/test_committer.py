@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from services.router.committer import OffsetCommitter
+from services.router.committer import ANSWER_TIMEOUT_S, OffsetCommitter
 from shared.kafka_native import PartitionKey
 
 TP0, TP1 = ("alerts", 0), ("alerts", 1)
@@ -109,3 +109,22 @@ async def test_a_refused_flush_leaves_the_offsets_uncommitted() -> None:
     committer.advance({TP0: 3})
     await committer.flush()
     assert committer.uncommitted({TP0}) == {TP0: 3}
+
+
+async def test_an_unanswered_commit_is_given_up_after_the_timeout_and_sent_again() -> None:
+    now = [100.0]
+    consumer = RecordingConsumer()
+    committer = OffsetCommitter(consumer, clock=lambda: now[0])
+    committer.start()
+    try:
+        committer.advance({TP0: 10})
+        assert await consumer.next_background() == {TP0: 10}
+        now[0] += ANSWER_TIMEOUT_S - 1
+        committer.advance({TP0: 11})
+        await asyncio.sleep(0)  # one turn of the loop: the committer still waits
+        assert consumer.background == [{TP0: 10}]
+        now[0] += 1
+        committer.advance({TP0: 12})
+        assert await consumer.next_background() == {TP0: 12}
+    finally:
+        await committer.stop()

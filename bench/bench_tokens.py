@@ -12,7 +12,6 @@ of fresh test tokens.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import os
 import statistics
@@ -26,6 +25,7 @@ from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.logging import configure_logging
 from shared.redis import make_redis
+from shared.tokens.token_format import keyed_sha256
 from shared.tokens.validator import build_validator
 
 _CHECKS = 200_000
@@ -52,11 +52,11 @@ async def _cache_hit() -> dict[str, Any]:
     raw, _ = await issue_token(redis, settings, permissions=[Permission.alerts_publish])
     validator = build_validator(settings.model_copy(update={"cache_ttl_s": 3600}), redis)
     await validator.authenticate(raw)
-    key = hmac.digest(b"k" * 32, b"x", "sha256")
-    table = {hmac.digest(key, raw.encode(), "sha256"): object()}
+    key = keyed_sha256(b"k" * 32, b"x")
+    table = {keyed_sha256(key, raw.encode()): object()}
 
     def baseline(token: str) -> object:
-        return table.get(hmac.digest(key, token.encode(), "sha256"))
+        return table.get(keyed_sha256(key, token.encode()))
 
     _median_ns(validator.authenticate_cached, raw, 10_000)  # warm up
     hit = _median_ns(validator.authenticate_cached, raw, _CHECKS)

@@ -51,7 +51,7 @@ from shared.tokens.errors import (
 )
 from shared.tokens.principals import principal_for
 from shared.tokens.records import TokenRecord, UserRecord
-from shared.tokens.token_format import TokenCodec
+from shared.tokens.token_format import TokenCodec, keyed_sha256
 
 __all__ = ["Inspection", "RedisTokenValidator", "ValidatorMetrics", "build_validator"]
 
@@ -147,7 +147,7 @@ class RedisTokenValidator:
     # -- the TokenValidator protocol -------------------------------------------------------
 
     def authenticate_cached(self, raw_token: str) -> Principal | None:
-        entry = self._cache.get(hmac.digest(self._digest_key, raw_token.encode(), "sha256"))
+        entry = self._cache.get(keyed_sha256(self._digest_key, raw_token.encode()))
         now = self._clock()
         if entry is None or now >= entry.fresh_until or now >= entry.valid_until:
             return None  # a miss is counted by the full check that follows
@@ -173,7 +173,7 @@ class RedisTokenValidator:
         return inspection
 
     async def _inspect(self, raw_token: str) -> Inspection:
-        digest = hmac.digest(self._digest_key, raw_token.encode(), "sha256")
+        digest = keyed_sha256(self._digest_key, raw_token.encode())
         entry = self._cache.get(digest)
         now = self._clock()
         hit = entry is not None and now < entry.fresh_until and now < entry.valid_until

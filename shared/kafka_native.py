@@ -515,12 +515,16 @@ class NativeConsumer:
         listener, loop = self._commit_listener, self._loop
         if listener is None or loop is None:
             return
-        answers = {
-            (tp.topic, tp.partition): (tp.offset, _error_text(tp.error or error))
-            for tp in partitions
-        }
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+        try:
+            answers = {
+                (tp.topic, tp.partition): (tp.offset, _error_text(tp.error or error))
+                for tp in partitions
+            }
             loop.call_soon_threadsafe(listener, answers)
+        except RuntimeError:  # the loop is closed: nobody is listening
+            pass
+        except Exception as exc:  # an error here would surface from the fetch's poll
+            log.error("commit_answer_unreadable", error=repr(exc))
 
     def _commit(self, partitions: list[TopicPartition]) -> None:
         results = self._consumer.commit(offsets=partitions, asynchronous=False)

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from structlog.testing import capture_logs
 
 from shared.kafka import ensure_topics, make_producer
 from shared.kafka_native import (
@@ -74,3 +75,19 @@ async def test_a_background_commit_is_answered_through_the_fetch_thread(
     assert answers == [{key: (offset, None) for key, offset in wanted.items()}]
     committed = await asyncio.to_thread(_committed, kafka_bootstrap, group, topic, 2)
     assert committed == wanted
+
+
+async def test_an_unreadable_commit_answer_is_logged_and_never_raised_into_librdkafka(
+    kafka_bootstrap: str,
+) -> None:
+    config = consumer_config(kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}")
+    consumer = NativeConsumer(config, [f"t-{uuid.uuid4().hex[:10]}.commits"], RebalanceHandler())
+    consumer.on_commit_answers(lambda _answer: None)
+    await consumer.start()
+    try:
+        with capture_logs() as logs:
+            # What librdkafka's callback would pass if a partition were unreadable.
+            consumer._answered(None, [object()])  # type: ignore[list-item]
+    finally:
+        await consumer.close()
+    assert [entry["event"] for entry in logs] == ["commit_answer_unreadable"]

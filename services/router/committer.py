@@ -82,7 +82,8 @@ class OffsetCommitter:
                 self._confirmed[tp] = max(self._confirmed.get(tp, -1), offset)
             elif self._sent.get(tp) == offset:
                 del self._sent[tp]  # kept as acknowledged: the next commit carries it again
-            if self._unanswered.get(tp, offset + 1) <= offset:
+            awaited = self._unanswered.get(tp)
+            if awaited is not None and awaited <= offset:
                 del self._unanswered[tp]
         if refused:
             self.refused += 1

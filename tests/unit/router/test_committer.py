@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 
 from services.router.committer import ANSWER_TIMEOUT_S, OffsetCommitter
 from shared.kafka_native import PartitionKey
 
 TP0, TP1 = ("alerts", 0), ("alerts", 1)
+GUARD_S = 10  # a hang detector only: a committer that never sends fails instead of hanging
 
 
 class RecordingConsumer:
@@ -29,42 +31,62 @@ class RecordingConsumer:
         self.handed.set()
 
     async def next_background(self) -> dict[PartitionKey, int]:
-        await self.handed.wait()
+        async with asyncio.timeout(GUARD_S):
+            await self.handed.wait()
         self.handed.clear()
         return self.background[-1]
+
+
+class WatchedClock:
+    """A clock the test moves; ``consulted`` is set whenever the committer reads it, which it
+    does when it hands a commit over and when it weighs an unanswered one (no wall time)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.consulted = asyncio.Event()
+
+    def __call__(self) -> float:
+        self.consulted.set()
+        return self.now
 
 
 def _ok(offsets: Mapping[PartitionKey, int]) -> dict[PartitionKey, tuple[int, str | None]]:
     return {tp: (o, None) for tp, o in offsets.items()}
 
 
-async def test_one_background_commit_unanswered_at_a_time_and_the_latest_offsets_win() -> None:
-    consumer = RecordingConsumer()
-    committer = OffsetCommitter(consumer)
+@contextlib.asynccontextmanager
+async def _running(committer: OffsetCommitter) -> AsyncIterator[OffsetCommitter]:
     committer.start()
     try:
+        yield committer
+    finally:
+        await committer.stop()
+
+
+async def test_one_background_commit_unanswered_at_a_time_and_the_latest_offsets_win() -> None:
+    consumer, clock = RecordingConsumer(), WatchedClock()
+    async with _running(OffsetCommitter(consumer, clock=clock)) as committer:
         committer.advance({TP0: 10})
         assert await consumer.next_background() == {TP0: 10}
+        clock.consulted.clear()
         committer.advance({TP0: 20, TP1: 5})
         committer.advance({TP0: 15})  # older than what is acknowledged: ignored
-        await asyncio.sleep(0)  # let the committer look: it must wait for the answer
-        assert consumer.background == [{TP0: 10}]
+        await asyncio.wait_for(
+            clock.consulted.wait(), GUARD_S
+        )  # the committer weighed the unanswered commit ...
+        assert consumer.background == [{TP0: 10}]  # ... and kept waiting for its answer
         committer.answered(_ok({TP0: 10}))
         assert await consumer.next_background() == {TP0: 20, TP1: 5}
         committer.answered(_ok({TP0: 20, TP1: 5}))
         assert committer.uncommitted({TP0, TP1}) == {}
         assert committer.commits == 2
-    finally:
-        await committer.stop()
     assert consumer.sync == []  # everything was confirmed: nothing left to flush
     assert len(consumer.background) == 2  # nothing sent twice
 
 
 async def test_a_refused_commit_is_carried_by_the_next_one() -> None:
     consumer = RecordingConsumer()
-    committer = OffsetCommitter(consumer)
-    committer.start()
-    try:
+    async with _running(OffsetCommitter(consumer)) as committer:
         committer.advance({TP0: 10, TP1: 3})
         assert await consumer.next_background() == {TP0: 10, TP1: 3}
         committer.answered({TP0: (10, "REBALANCE_IN_PROGRESS"), TP1: (3, None)})
@@ -72,23 +94,17 @@ async def test_a_refused_commit_is_carried_by_the_next_one() -> None:
         assert committer.uncommitted({TP0, TP1}) == {TP0: 10}  # a revoke would commit it
         committer.advance({TP1: 4})
         assert await consumer.next_background() == {TP0: 10, TP1: 4}
-    finally:
-        await committer.stop()
 
 
 async def test_a_revoke_commits_unconfirmed_offsets_of_only_the_partitions_it_gives_up() -> None:
     consumer = RecordingConsumer()
-    committer = OffsetCommitter(consumer)
-    committer.start()
-    try:
+    async with _running(OffsetCommitter(consumer)) as committer:
         committer.advance({TP0: 3, TP1: 4})
         await consumer.next_background()  # handed over, never answered
         assert committer.uncommitted({TP1}) == {TP1: 4}
         await committer.flush({TP1})
         assert consumer.sync == [{TP1: 4}]
         assert committer.uncommitted({TP0, TP1}) == {TP0: 3}
-    finally:
-        await committer.stop()
     assert consumer.sync[-1] == {TP0: 3}  # the shutdown flush waits for the coordinator
 
 
@@ -112,19 +128,17 @@ async def test_a_refused_flush_leaves_the_offsets_uncommitted() -> None:
 
 
 async def test_an_unanswered_commit_is_given_up_after_the_timeout_and_sent_again() -> None:
-    now = [100.0]
-    consumer = RecordingConsumer()
-    committer = OffsetCommitter(consumer, clock=lambda: now[0])
-    committer.start()
-    try:
+    consumer, clock = RecordingConsumer(), WatchedClock()
+    async with _running(OffsetCommitter(consumer, clock=clock)) as committer:
         committer.advance({TP0: 10})
         assert await consumer.next_background() == {TP0: 10}
-        now[0] += ANSWER_TIMEOUT_S - 1
+        clock.consulted.clear()
+        clock.now += ANSWER_TIMEOUT_S - 1
         committer.advance({TP0: 11})
-        await asyncio.sleep(0)  # one turn of the loop: the committer still waits
+        await asyncio.wait_for(
+            clock.consulted.wait(), GUARD_S
+        )  # weighed a second before the timeout: still waits
         assert consumer.background == [{TP0: 10}]
-        now[0] += 1
+        clock.now += 1
         committer.advance({TP0: 12})
         assert await consumer.next_background() == {TP0: 12}
-    finally:
-        await committer.stop()

@@ -22,7 +22,7 @@ from typing import Final, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from services.router.decisions import Decision, DecisionStore
+from services.router.decisions import DecisionStore, decision_from_stored
 from services.rules.control.store import RulesKeys
 from shared.keyspace import CONTROL
 from shared.logging import get_logger
@@ -147,7 +147,7 @@ async def _rewrite(redis: Redis, store: DecisionStore, legacy: list[str]) -> int
         for key in legacy:
             pipe.get(key)
         bodies = cast(list[bytes | None], await pipe.execute())
-    records = [Decision.model_validate_json(b).to_record() for b in bodies if b is not None]
+    records = [decision_from_stored(b).to_record() for b in bodies if b is not None]
     await store.write_many(records)
     async with redis.pipeline(transaction=False) as pipe:
         for key in legacy:

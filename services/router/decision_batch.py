@@ -10,8 +10,8 @@ in one ``orjson.dumps`` call: ``[head, placed, rows]`` where
   service, teams, rule ids, ruleset version, fallback, token id, source topic, source
   partition, source offset, [indexes into placed]]``.
 
-The indexer turns the rows into :class:`DecisionRecord` s with :class:`DecisionEncoder`, so the
-bodies are the JSON of a :class:`Decision` byte for byte as the router used to build them.
+The indexer turns the rows into :class:`DecisionRecord` s with :class:`DecisionEncoder`: each
+row, its placements resolved, is what Redis keeps (``services.router.decisions.stored_value``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import orjson
 
-from services.router.decisions import DecisionEncoder, DecisionRecord
+from services.router.decisions import PUBLISHED, DecisionEncoder, DecisionRecord
 
 __all__ = ["MAX_RECORD_BYTES", "DecisionBatch", "decode_batch", "encode_batch"]
 
@@ -31,7 +31,6 @@ batch is split. One row is a few KB at most: every text field of an alert is len
 
 DecisionRow = Sequence[Any]
 """One decision's row, laid out as the module docstring says."""
-_PLACEMENTS: Final = 15  # the row's last column: indexes into ``placed``
 
 
 class DecisionBatch:
@@ -70,53 +69,23 @@ def _subset(batch: DecisionBatch, rows: Sequence[DecisionRow]) -> DecisionBatch:
     out: list[list[Any]] = []
     for row in rows:
         indexes = []
-        for i in row[_PLACEMENTS]:
+        for i in row[PUBLISHED]:
             if i not in renumbered:
                 renumbered[i] = len(placed)
                 placed.append(batch.placed[i])
             indexes.append(renumbered[i])
-        out.append([*row[:_PLACEMENTS], indexes])
+        out.append([*row[:PUBLISHED], indexes])
     return DecisionBatch(batch.head, placed, out)
 
 
 def decode_batch(value: bytes) -> list[DecisionRecord]:
     """The :class:`DecisionRecord` s of one ``batch-v2`` record value."""
     (received_at, routed_at, received_ms), placed, rows = orjson.loads(value)
-    record = DecisionEncoder(received_at, routed_at, received_ms).record
-    where = [tuple(p) for p in placed]
-    return [
-        record(
-            alert_id,
-            outcome,
-            status,
-            severity,
-            alert_id if dedup_key is None else dedup_key,
-            tuple(teams),
-            tuple(rule_ids),
-            version,
-            fallback,
-            token_id,
-            (topic, partition, offset),
-            [where[i] for i in indexes],
-            summary=summary,
-            service=service,
-        )
-        for (
-            alert_id,
-            outcome,
-            status,
-            severity,
-            dedup_key,
-            summary,
-            service,
-            teams,
-            rule_ids,
-            version,
-            fallback,
-            token_id,
-            topic,
-            partition,
-            offset,
-            indexes,
-        ) in rows
-    ]
+    from_row = DecisionEncoder(received_at, routed_at, received_ms).from_row
+    records = []
+    for row in rows:
+        if len(row) != PUBLISHED + 1:  # stored as it is, so checked here, not at lookup
+            raise ValueError(f"a decision row has {len(row)} columns, not {PUBLISHED + 1}")
+        row[PUBLISHED] = [placed[i] for i in row[PUBLISHED]]
+        records.append(from_row(row))
+    return records

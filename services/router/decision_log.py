@@ -158,7 +158,7 @@ def _readable(message: Any) -> list[DecisionRecord]:
     stop indexing at its offset for good."""
     try:
         return records_from_message(message)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         log.error(
             "decision_record_unreadable",
             partition=message.partition,

@@ -7,12 +7,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.router.decision_batch import decode_batch, encode_batch
 from services.router.decision_log import ROWS_FORMAT, DecisionLog, records_from_message
-from services.router.decisions import Decision, Placement
+from services.router.decisions import Decision, Placement, decision_from_stored
 from services.router.engine import _decision_batch, _decisions
 from services.router.intake import Inbound
 from services.router.plan import BatchPlan, PlannedAlert
@@ -87,7 +89,7 @@ def test_v2_rows_decode_to_the_records_the_router_built(
     assert decoded == expected
     for record, planned in zip(decoded, plan.accepted, strict=True):
         alert = planned.alert
-        assert Decision.model_validate_json(record.body) == Decision(
+        assert decision_from_stored(record.body) == Decision(
             alert_id=alert.id,
             outcome="routed" if planned.teams else "unrouted",
             alert_status=alert.status,
@@ -110,7 +112,7 @@ def test_v2_rows_decode_to_the_records_the_router_built(
                 for t, p, o in (placed[i] for i in planned.message_indexes)
             ),
         )
-        slow = Decision.model_validate_json(record.body).to_record()
+        slow = decision_from_stored(record.body).to_record()
         assert (record.alert_id, record.member, record.scopes) == slow[:3]
 
 
@@ -164,3 +166,10 @@ def test_large_v2_batches_are_split_below_the_record_limit() -> None:
     assert len(values) > 1
     assert all(len(v) <= 64 * 1024 for v in values)
     assert [r for v in values for r in decode_batch(v)] == _decisions(plan, placed, _AT, _AT)
+
+
+def test_a_v2_row_of_the_wrong_width_is_refused_before_it_is_stored() -> None:
+    head = ["2031-01-01T00:00:00+00:00", "2031-01-01T00:00:00+00:00", 1924992000000]
+    row = ["a1", "routed", "firing", "info", None, "", "", ["sre"], ["r1"], 1, False, "tok"]
+    with pytest.raises(ValueError, match="columns"):
+        decode_batch(orjson.dumps([head, [["t.sre", 0, 1]], [[*row, "alerts", 0, 1, 0, [0]]]]))

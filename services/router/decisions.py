@@ -47,6 +47,7 @@ __all__ = [
     "decision_from_stored",
     "decision_key",
     "index_key",
+    "readable_decision",
     "records_from_rows",
     "stored_value",
 ]
@@ -241,6 +242,16 @@ def decision_from_stored(raw: bytes | str) -> Decision:
     )
 
 
+def readable_decision(raw: bytes | str) -> Decision | None:
+    """:func:`decision_from_stored`, or None (logged) for a value it cannot read: one damaged
+    value must not fail every page that lists it."""
+    try:
+        return decision_from_stored(raw)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        log.error("decision_value_unreadable", error=type(exc).__name__)
+        return None
+
+
 class DecisionEncoder:
     """Builds the :class:`DecisionRecord` of many alerts that share their batch's times.
 
@@ -377,7 +388,7 @@ class DecisionStore:
 
     async def get(self, alert_id: str) -> Decision | None:
         raw = cast(bytes | None, await self._redis.get(decision_key(alert_id)))
-        return None if raw is None else decision_from_stored(raw)
+        return None if raw is None else readable_decision(raw)
 
     async def get_many(self, alert_ids: Sequence[str]) -> list[Decision | None]:
         """The decisions of ``alert_ids`` in their order (None where there is none)."""
@@ -387,7 +398,7 @@ class DecisionStore:
             for alert_id in alert_ids:
                 pipe.get(decision_key(alert_id))
             raws = cast(list[bytes | None], await pipe.execute())
-        return [None if raw is None else decision_from_stored(raw) for raw in raws]
+        return [None if raw is None else readable_decision(raw) for raw in raws]
 
     async def page(
         self,

@@ -11,6 +11,7 @@ from services.router.decisions import (
     decision_from_stored,
     decode_cursor,
     encode_cursor,
+    readable_decision,
 )
 
 
@@ -91,3 +92,11 @@ def test_cursor_round_trip_and_garbage() -> None:
     assert decode_cursor(encode_cursor(member)) == member
     with pytest.raises(ValueError, match="cursor"):
         decode_cursor(encode_cursor("nonsense"))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b'["2031-01-01T00:00:00Z"]', b'{"alert_id": 1}', b'["a", "b", [1, 2, 3]]'],
+)
+def test_a_damaged_value_reads_as_missing_not_as_an_error(raw: bytes) -> None:
+    assert readable_decision(raw) is None

@@ -188,9 +188,9 @@ def stored_value(received_at: str, routed_at: str, row: Sequence[Any]) -> str:
     row is laid out as ``batch-v2``'s (services/router/decision_batch.py) with column
     :data:`PUBLISHED` holding ``[topic, partition, offset]`` per copy.
 
-    A row, not the JSON of a :class:`Decision`: the indexer builds one per alert and the full
-    body cost it 4.5-5.6 us against 1.9-2.6 (and twice the bytes in Redis, 581 against 294 for
-    the benchmark's alerts). Lookups, which are rare, turn it into a :class:`Decision`.
+    A row, not the JSON of a :class:`Decision`: the indexer builds one per alert, and a row
+    costs it a third of the time and Redis half the bytes (docs/benchmarks.md, wave 7).
+    Lookups, which are rare, turn it into a :class:`Decision`.
     """
     # Text, not bytes: the write script's MessagePack decoder (cmsgpack) has no bin type.
     return _dumps([received_at, routed_at, row]).decode()

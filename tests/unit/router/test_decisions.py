@@ -14,10 +14,34 @@ from services.router.decisions import (
     readable_decision,
 )
 
+_AT = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+_ROUTED = Decision(
+    alert_id="a1",
+    outcome="routed",
+    alert_status="firing",
+    severity="critical",
+    dedup_key="d1",
+    summary='db is "slow" <b>',
+    service="db",
+    teams=("dba", "sre"),
+    rule_ids=("r1",),
+    ruleset_version=3,
+    fallback=False,
+    token_id="tok",
+    received_at=_AT,
+    routed_at=_AT,
+    source_topic="alerts",
+    source_partition=1,
+    source_offset=2,
+    published=(
+        Placement(topic="t.dba", partition=0, offset=5),
+        Placement(topic="t.sre", partition=1, offset=6),
+    ),
+)
+
 
 def test_fast_decision_record_matches_the_model() -> None:
-    at = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
-    fast = DecisionEncoder(at, at.isoformat(), int(at.timestamp() * 1000)).record(
+    fast = DecisionEncoder(_AT, _AT.isoformat(), int(_AT.timestamp() * 1000)).record(
         "a1",
         "routed",
         "firing",
@@ -33,56 +57,30 @@ def test_fast_decision_record_matches_the_model() -> None:
         summary='db is "slow" <b>',
         service="db",
     )
-    model = Decision(
-        alert_id="a1",
-        outcome="routed",
-        alert_status="firing",
-        severity="critical",
-        dedup_key="d1",
-        summary='db is "slow" <b>',
-        service="db",
-        teams=("dba", "sre"),
-        rule_ids=("r1",),
-        ruleset_version=3,
-        fallback=False,
-        token_id="tok",
-        received_at=at,
-        routed_at=at,
-        source_topic="alerts",
-        source_partition=1,
-        source_offset=2,
-        published=(
-            Placement(topic="t.dba", partition=0, offset=5),
-            Placement(topic="t.sre", partition=1, offset=6),
-        ),
-    )
-    assert decision_from_stored(fast.body) == model
-    slow = model.to_record()
+    assert decision_from_stored(fast.body) == _ROUTED
+    slow = _ROUTED.to_record()
     assert (fast.alert_id, fast.member, fast.scopes) == (slow.alert_id, slow.member, slow.scopes)
     assert fast.scopes == ("all", "team:dba", "team:sre")
     assert fast.body.startswith("[")  # a row, not the model's JSON: half the bytes
-    assert len(fast.body) < len(model.model_dump_json())
+    assert len(fast.body) < len(_ROUTED.model_dump_json())
 
 
-def test_values_written_before_rows_still_read_as_the_model() -> None:
-    at = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
-    model = Decision(
-        alert_id="a2",
-        outcome="unrouted",
-        alert_status="resolved",
-        severity="info",
-        dedup_key="a2",
-        teams=(),
-        rule_ids=(),
-        ruleset_version=1,
-        fallback=True,
-        token_id="tok",
-        received_at=at,
-        routed_at=at,
-        source_topic="alerts",
-        source_partition=0,
-        source_offset=9,
-    )
+_UNROUTED = _ROUTED.model_copy(
+    update={
+        "alert_id": "a2",
+        "outcome": "unrouted",
+        "alert_status": "resolved",
+        "dedup_key": "a2",
+        "teams": (),
+        "rule_ids": (),
+        "fallback": True,
+        "published": (),
+    }
+)
+
+
+@pytest.mark.parametrize("model", [_ROUTED, _UNROUTED], ids=["routed", "unrouted"])
+def test_values_written_before_rows_still_read_as_the_model(model: Decision) -> None:
     assert decision_from_stored(model.model_dump_json().encode()) == model  # as Redis returns it
     assert decision_from_stored(model.to_record().body) == model
 

@@ -5,10 +5,13 @@ experimental ``confluent_kafka.aio`` wrappers (one executor hop and one future p
 record, and an ``AIOConsumer`` that serialises every call, so a commit queues behind a fetch),
 this module keeps the calls where they belong:
 
-- :class:`NativeProducer`: ``produce`` is a non-blocking enqueue called on the loop thread; a
-  daemon thread serves ``poll`` and with it the delivery reports. :class:`DeliveryBatch` counts
-  the reports of a whole batch on that thread and wakes the loop **once per batch**
-  (``call_soon_threadsafe``), not once per record. Transactions run on an executor thread.
+- :class:`NativeProducer`: ``produce`` is a non-blocking enqueue called on the loop thread, and
+  the delivery reports are served on the loop thread too (``poll(0)`` every millisecond while
+  records are outstanding). confluent-kafka re-takes the GIL for every report it hands to
+  Python: served from a thread of their own, each report fought the loop for the GIL, and the
+  loop lost a third of its time waiting to get it back. :class:`DeliveryBatch` counts the
+  reports of a whole batch and wakes its waiter **once per batch**. Transactions run on an
+  executor thread.
 - :class:`NativeConsumer`: one dedicated thread runs ``poll``/``consume``/``seek``/``close``
   (librdkafka runs the rebalance callbacks inside them, on that thread); commits run on a second
   thread, so a commit can finish while the fetch thread waits inside a revoke callback. Steady
@@ -75,8 +78,16 @@ _ANY_PARTITION: Final = -1
 """librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner picks the partition."""
 
 _POLL_INTERVAL_S: Final = 0.05
-"""How often the producer thread wakes without traffic (delivery reports wake it earlier)."""
+"""How often a consumer's fetch thread, and an idle producer's report server, wake without
+traffic (a producer polls for librdkafka's error and log events too)."""
 
+_REPORT_INTERVAL_S: Final = 0.001
+"""How often the loop serves delivery reports while records are outstanding: reports reach
+their batch at most this late."""
+
+
+_running_loop: Final = asyncio._get_running_loop
+"""The loop running on this thread, or None (no exception, unlike ``get_running_loop``)."""
 
 _STRAYS_MAX: Final = 5_000
 """Records held while the owner is stuck before the partitions are paused. Pausing is the
@@ -156,9 +167,10 @@ def consumer_config(
 class DeliveryBatch:
     """The delivery reports of one batch of ``produce`` calls.
 
-    Reports arrive on the producer's poll thread; only that thread writes ``reported`` and the
-    slots, and the loop reads them only after :meth:`wait`. The loop learns of the last report
-    once, through ``call_soon_threadsafe``.
+    Reports arrive where the producer is polled: on the loop (:class:`NativeProducer`), or on
+    the executor thread of a transaction call that flushes. The loop reads ``placed`` and
+    ``failed`` only after :meth:`wait`; it learns of the last report once, directly on the loop
+    and through ``call_soon_threadsafe`` from another thread.
     """
 
     __slots__ = ("_done", "_expected", "_loop", "error", "failed", "placed", "reported")
@@ -173,8 +185,8 @@ class DeliveryBatch:
         self.error = ""
 
     def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
-        """The delivery callback of record ``index`` (producer poll thread)."""
-        if err is None:  # the poll thread holds the GIL here: no NamedTuple __new__ (0.5 us)
+        """The delivery callback of record ``index``."""
+        if err is None:  # once per record: no NamedTuple __new__ (0.5 us)
             self.placed[index] = _new_delivered(
                 Delivered, (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
             )
@@ -183,7 +195,10 @@ class DeliveryBatch:
             self.error = err.str()
         self.reported += 1
         if self.reported == self._expected:
-            self._loop.call_soon_threadsafe(self._done.set)
+            if _running_loop() is self._loop:
+                self._done.set()
+            else:  # a flush on an executor thread served it
+                self._loop.call_soon_threadsafe(self._done.set)
 
     def seal(self, expected: int) -> None:
         """No more records will be added: ``expected`` reports complete the batch (loop)."""
@@ -196,19 +211,35 @@ class DeliveryBatch:
 
 
 class NativeProducer:
-    """A confluent-kafka ``Producer`` with a poll thread; ``produce`` never blocks."""
+    """A confluent-kafka ``Producer`` whose delivery reports are served on the event loop;
+    ``produce`` never blocks. Create it inside the loop that uses it."""
 
     def __init__(self, config: Mapping[str, Any], *, name: str = "kafka-producer") -> None:
         self._producer = Producer(dict(config))
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"{name}-poll", daemon=True)
+        self._closing = False
+        self._produced = asyncio.Event()
+        """Set when records are handed over: an idle report server wakes at once."""
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._thread.start()
+        self._reports = asyncio.get_running_loop().create_task(
+            self._serve_reports(), name=f"{name}-reports"
+        )
 
-    def _serve(self) -> None:
-        poll = self._producer.poll
-        while not self._closing.is_set():
-            poll(_POLL_INTERVAL_S)
+    async def _serve_reports(self) -> None:
+        """Serve delivery reports (and librdkafka's events) on the loop until closed: every
+        millisecond while records are outstanding, else when records are handed over or
+        every :data:`_POLL_INTERVAL_S`."""
+        poll, outstanding, produced = self._producer.poll, self._producer.__len__, self._produced
+        while not self._closing:
+            try:
+                poll(0)
+            except Exception as exc:  # a callback raised: the reports after it still count
+                log.error("delivery_report_failed", error=repr(exc))
+            if outstanding():
+                await asyncio.sleep(_REPORT_INTERVAL_S)
+                continue
+            produced.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(produced.wait(), _POLL_INTERVAL_S)
 
     def produce(
         self,
@@ -223,6 +254,7 @@ class NativeProducer:
         self._producer.produce(
             topic, value, key, headers=_headers(headers), on_delivery=on_delivery
         )
+        self._produced.set()
 
     def produce_batch(
         self,
@@ -261,6 +293,7 @@ class NativeProducer:
                 error = repr(exc)
                 continue
             handed += 1
+        self._produced.set()
         return handed, refused, error
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -288,15 +321,22 @@ class NativeProducer:
         await self._call(self._producer.abort_transaction, timeout_s)
 
     async def flush(self, timeout_s: float) -> int:
-        """Wait (off the loop) for outstanding deliveries; returns how many are left."""
-        return int(await self._call(self._producer.flush, timeout_s))
+        """Wait for outstanding deliveries, serving their reports on the loop; returns how many
+        are left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while len(self._producer) and loop.time() < deadline:
+            self._producer.poll(0)
+            await asyncio.sleep(_REPORT_INTERVAL_S)
+        return len(self._producer)
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        if self._closing.is_set():
+        if self._closing:
             return
         await self.flush(timeout_s)
-        self._closing.set()
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._closing = True
+        self._produced.set()  # an idle server sees the flag now
+        await self._reports
         self._executor.shutdown(wait=False)
 
 

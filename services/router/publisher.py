@@ -1,8 +1,8 @@
 """Publishing a batch: hand every record to librdkafka, then wait for its delivery reports.
 
 No per-message round trip and no flush per batch: ``produce`` only enqueues; the delivery
-reports (``acks=all``) of a batch are counted on the producer's poll thread and wake the loop
-once (:class:`~shared.kafka_native.DeliveryBatch`). Records whose delivery failed (or that the
+reports (``acks=all``) of a batch are served on the loop and counted there, waking the batch's
+waiter once (:class:`~shared.kafka_native.DeliveryBatch`). Records whose delivery failed (or that the
 local queue refused) are produced again with exponential backoff until they are acknowledged;
 nothing is ever skipped.
 """

@@ -29,7 +29,7 @@ class _Delivered:  # the parts of a librdkafka Message a delivery report reads
 
 class FlakyProducer:
     """Refuses the first ``fail_sends`` records (a full queue) and fails the first
-    ``fail_acks`` deliveries; reports arrive at once, as from the poll thread."""
+    ``fail_acks`` deliveries; reports arrive at once, as from the producer's poll."""
 
     def __init__(self, *, fail_sends: int = 0, fail_acks: int = 0) -> None:
         self.fail_sends, self.fail_acks = fail_sends, fail_acks

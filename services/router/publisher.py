@@ -2,9 +2,9 @@
 
 No per-message round trip and no flush per batch: ``produce`` only enqueues; the delivery
 reports (``acks=all``) of a batch are served on the loop and counted there, waking the batch's
-waiter once (:class:`~shared.kafka_native.DeliveryBatch`). Records whose delivery failed (or that the
-local queue refused) are produced again with exponential backoff until they are acknowledged;
-nothing is ever skipped.
+waiter once (:class:`~shared.kafka_native.DeliveryBatch`). Records whose delivery failed (or
+that the local queue refused) are produced again with exponential backoff until they are
+acknowledged; nothing is ever skipped.
 """
 
 from __future__ import annotations

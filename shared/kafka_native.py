@@ -219,6 +219,8 @@ class NativeProducer:
         self._closing = False
         self._produced = asyncio.Event()
         """Set when records are handed over: an idle report server wakes at once."""
+        self._drained = asyncio.Event()
+        """Set by the report server once no record is outstanding (what :meth:`flush` awaits)."""
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
         self._reports = asyncio.get_running_loop().create_task(
             self._serve_reports(), name=f"{name}-reports"
@@ -237,6 +239,7 @@ class NativeProducer:
             if outstanding():
                 await asyncio.sleep(_REPORT_INTERVAL_S)
                 continue
+            self._drained.set()
             produced.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(produced.wait(), _POLL_INTERVAL_S)
@@ -254,6 +257,7 @@ class NativeProducer:
         self._producer.produce(
             topic, value, key, headers=_headers(headers), on_delivery=on_delivery
         )
+        self._drained.clear()
         self._produced.set()
 
     def produce_batch(
@@ -293,6 +297,7 @@ class NativeProducer:
                 error = repr(exc)
                 continue
             handed += 1
+        self._drained.clear()
         self._produced.set()
         return handed, refused, error
 
@@ -321,13 +326,10 @@ class NativeProducer:
         await self._call(self._producer.abort_transaction, timeout_s)
 
     async def flush(self, timeout_s: float) -> int:
-        """Wait for outstanding deliveries, serving their reports on the loop; returns how many
-        are left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while len(self._producer) and loop.time() < deadline:
-            self._producer.poll(0)
-            await asyncio.sleep(_REPORT_INTERVAL_S)
+        """Wait for outstanding deliveries (the report server serves their reports); returns
+        how many are left."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout_s)
         return len(self._producer)
 
     async def close(self, timeout_s: float = 10.0) -> None:

@@ -1,15 +1,25 @@
 """Routing decisions kept in Redis for lookup by alert id, team and time.
 
-Layout (every key carries the retention as its TTL or is trimmed by time on each write). The
-decisions are spread over :data:`shared.keyspace.DECISION_SHARDS` Redis Cluster slots by alert
-id; ``<shard>`` is ``alertyard:{decisions.<n>}`` (:func:`shared.keyspace.decision_tag`):
+Layout (every key carries the retention as its TTL, refreshed on each write, and entries are
+trimmed by time on each write). The decisions are spread over
+:data:`shared.keyspace.DECISION_SHARDS` Redis Cluster slots by alert id; ``<shard>`` is
+``alertyard:{decisions.<n>}`` (:func:`shared.keyspace.decision_tag`):
 
-- ``<shard>:decision:<alert id>``: the decision as a compact JSON row (:func:`stored_value`;
-  older routers wrote the :class:`Decision` itself, which is still read).
+- ``<shard>:decisions``: a hash, alert id -> ``<received ms, 13 digits>`` followed by the
+  decision as a compact JSON row (:func:`stored_value`). One ``HSET`` per write call, not a key
+  with a TTL per decision, whose ``SET ... EX`` Redis also propagates to its AOF one by one
+  (Redis CPU per decision -10-25%, memory -11%: docs/benchmarks.md, wave 9).
 - ``<shard>:index:<scope>``: a sorted set used as the shard's time index; every member has score
   0 and reads ``<received ms, 13 digits>:<alert id>``, so a lexicographic range is a time range
   and a member is an exact, stable cursor. Scopes: ``all``, ``team:<team>``, ``unrouted``. A
   page reads every shard's index and merges them.
+- ``<shard>:decision:<alert id>``: where routers before the hash kept a decision (a row, or
+  older still the :class:`Decision` itself), each with its own TTL. Still read, never written.
+
+Expiry follows the ``all`` index, which lists every write of a decision: each write call
+deletes the hash entries of up to :data:`_EXPIRE_MAX` expired members (unless a later write of
+the same alert id replaced the entry) and drops those members. A shard with no writes keeps
+its entries until the hash's own TTL.
 
 One script call per shard writes the shard's decisions and indexes: every key it touches is
 declared and in the shard's slot.
@@ -46,6 +56,7 @@ __all__ = [
     "Placement",
     "decision_from_stored",
     "decision_key",
+    "decisions_key",
     "index_key",
     "readable_decision",
     "records_from_rows",
@@ -65,19 +76,32 @@ def index_key(shard: int, scope: str) -> str:
     return f"{decision_tag(shard)}:index:{scope}"
 
 
+def decisions_key(shard: int) -> str:
+    """The hash of one shard's decisions."""
+    return f"{decision_tag(shard)}:decisions"
+
+
+_EXPIRE_MAX: Final = 1000
+"""Expired decisions a write call deletes at most: a bounded amount of work per call; a
+backlog of them is deleted over the next calls."""
+
 # KEYS: every key the script touches (Redis Cluster needs them declared), all in one shard's
-# slot: first the decision key of each row, then the time-index key of each scope.
-# ARGV: retention_s, trim bound, then ONE MessagePack array of rows [member, body, index-key
-# position, ...]: redis-py packs each argument in Python (costly per decision), cmsgpack decodes
-# it in C. MessagePack, not JSON: the body goes in unescaped (measured, 2,000 decisions a call:
-# Redis 20-27 -> 17-20 us and the indexer 16-19 -> 12 us per decision).
+# slot: the decisions hash, the ``all`` index, then the other time-index keys.
+# ARGV: retention_s, trim bound, the most expired decisions to delete, then ONE MessagePack array
+# of rows [member, body, index-key position, ...]: redis-py packs each argument in Python
+# (costly per decision), cmsgpack decodes it in C. MessagePack, not JSON: the body goes in
+# unescaped (measured, 2,000 decisions a call: Redis 20-27 -> 17-20 us and the indexer 16-19
+# -> 12 us per decision). A member is ``<13 digits>:<alert id>``: the id starts at byte 15.
 _WRITE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local cutoff = ARGV[2]
-local rows = cmsgpack.unpack(ARGV[3])
+local rows = cmsgpack.unpack(ARGV[4])
+local fields = {}
 local by_index = {}
-for i, row in ipairs(rows) do
-  redis.call('SET', KEYS[i], row[2], 'EX', ttl)
+for _, row in ipairs(rows) do
+  local member = row[1]
+  fields[#fields + 1] = string.sub(member, 15)
+  fields[#fields + 1] = string.sub(member, 1, 13) .. row[2]
   for k = 3, #row do
     local zargs = by_index[row[k]]
     if not zargs then
@@ -85,19 +109,46 @@ for i, row in ipairs(rows) do
       by_index[row[k]] = zargs
     end
     zargs[#zargs + 1] = 0
-    zargs[#zargs + 1] = row[1]
+    zargs[#zargs + 1] = member
   end
+end
+for start = 1, #fields, 1000 do
+  redis.call('HSET', KEYS[1], unpack(fields, start, math.min(start + 999, #fields)))
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+local expired = redis.call('ZRANGEBYLEX', KEYS[2], '-', cutoff, 'LIMIT', 0, tonumber(ARGV[3]))
+if #expired > 0 then
+  local ids = {}
+  for i, member in ipairs(expired) do
+    ids[i] = string.sub(member, 15)
+  end
+  local values = redis.call('HMGET', KEYS[1], unpack(ids))
+  local stale = {}
+  for i, value in ipairs(values) do
+    -- written at this member's time: not replaced by a later write of the same id
+    if value and string.sub(value, 1, 13) == string.sub(expired[i], 1, 13) then
+      stale[#stale + 1] = ids[i]
+    end
+  end
+  if #stale > 0 then
+    redis.call('HDEL', KEYS[1], unpack(stale))
+  end
+  redis.call('ZREM', KEYS[2], unpack(expired))
 end
 for position, zargs in pairs(by_index) do
   local key = KEYS[position]
   for start = 1, #zargs, 1000 do
     redis.call('ZADD', key, unpack(zargs, start, math.min(start + 999, #zargs)))
   end
-  redis.call('ZREMRANGEBYLEX', key, '-', cutoff)
+  if position ~= 2 then
+    redis.call('ZREMRANGEBYLEX', key, '-', cutoff)
+  end
   redis.call('EXPIRE', key, ttl)
 end
 return #rows
 """
+_ALL_POSITION: Final = 2
+"""The ``all`` index's place in the script's KEYS (1-based)."""
 _SCAN_ROUNDS = 10
 
 
@@ -179,6 +230,9 @@ class DecisionRecord(NamedTuple):
 
 _dumps: Callable[[Any], bytes] = orjson.dumps
 
+_STAMP_DIGITS: Final = 13
+"""The received time in ms at the start of a hash entry, as in an index member."""
+
 PUBLISHED: Final = 15
 """The column of a decision row that says where its copies went."""
 
@@ -197,8 +251,10 @@ def stored_value(received_at: str, routed_at: str, row: Sequence[Any]) -> str:
 
 
 def decision_from_stored(raw: bytes | str) -> Decision:
-    """The :class:`Decision` of a stored value: a row (:func:`stored_value`) or, written by
-    routers before rows, a :class:`Decision`'s JSON."""
+    """The :class:`Decision` of a stored value: a hash entry (the received ms, then a row), a
+    row (:func:`stored_value`) or, written by routers before rows, a :class:`Decision`'s JSON."""
+    if raw[:1].isdigit():
+        raw = raw[_STAMP_DIGITS:]
     if raw[:1] in (b"{", "{"):
         return Decision.model_validate_json(raw)
     received_at, routed_at, row = orjson.loads(raw)
@@ -383,22 +439,25 @@ class DecisionStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             for shard, records in by_shard.items():
                 keys, rows = _script_call(shard, records)
-                await self._write(keys=keys, args=[self._retention_s, cutoff, rows], client=pipe)
+                args: list[int | str | bytes] = [self._retention_s, cutoff, _EXPIRE_MAX, rows]
+                await self._write(keys=keys, args=args, client=pipe)
             await pipe.execute()
 
     async def get(self, alert_id: str) -> Decision | None:
-        raw = cast(bytes | None, await self._redis.get(decision_key(alert_id)))
-        return None if raw is None else readable_decision(raw)
+        return (await self.get_many([alert_id]))[0]
 
     async def get_many(self, alert_ids: Sequence[str]) -> list[Decision | None]:
-        """The decisions of ``alert_ids`` in their order (None where there is none)."""
+        """The decisions of ``alert_ids`` in their order (None where there is none): from the
+        shard's hash, else from the key routers before it wrote."""
         if not alert_ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for alert_id in alert_ids:
+                pipe.hget(decisions_key(decision_shard(alert_id)), alert_id)
                 pipe.get(decision_key(alert_id))
             raws = cast(list[bytes | None], await pipe.execute())
-        return [None if raw is None else readable_decision(raw) for raw in raws]
+        found = (current if current is not None else older for current, older in _pairs(raws))
+        return [None if raw is None else readable_decision(raw) for raw in found]
 
     async def page(
         self,
@@ -457,8 +516,8 @@ class DecisionStore:
 
 def _script_call(shard: int, records: Sequence[DecisionRecord]) -> tuple[list[str], bytes]:
     """The KEYS and the rows argument of one shard's write script call."""
-    keys = [decision_key(record.alert_id) for record in records]
-    positions: dict[str, int] = {}  # scope -> its index key's position in KEYS (1-based)
+    keys = [decisions_key(shard), index_key(shard, "all")]
+    positions = {"all": _ALL_POSITION}  # scope -> its index key's position in KEYS (1-based)
     tails: dict[tuple[str, ...], list[int]] = {}
     rows = []
     for record in records:
@@ -474,6 +533,11 @@ def _script_call(shard: int, records: Sequence[DecisionRecord]) -> tuple[list[st
 
 
 _msgpack: Callable[[Any], bytes] = msgspec.msgpack.Encoder().encode
+
+
+def _pairs(values: list[bytes | None]) -> Iterable[tuple[bytes | None, bytes | None]]:
+    it = iter(values)
+    return zip(it, it, strict=True)
 
 
 def _matches(

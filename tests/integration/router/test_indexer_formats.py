@@ -24,7 +24,7 @@ from services.router.decision_log import (
     ROWS_FORMAT,
     SCOPES_HEADER,
 )
-from services.router.decisions import DecisionRecord, DecisionStore, decision_key
+from services.router.decisions import DecisionRecord, DecisionStore, decisions_key
 from services.router.engine import _decision_batch, _decisions
 from services.router.indexer_process import indexer_env
 from services.router.intake import Inbound
@@ -33,6 +33,7 @@ from shared.alert import Alert
 from shared.auth import Principal, TokenKind
 from shared.kafka import ensure_topics, make_producer
 from shared.kafka_native import Delivered
+from shared.keyspace import decision_shard
 from tests._waiting import eventually
 from tests.integration._processes import ROOT
 from tests.integration.router._harness import router_settings
@@ -101,9 +102,10 @@ async def test_the_standalone_indexer_reads_every_format(
 
         await eventually(all_indexed, what="every format indexed", within=60, every=0.2)
         for record in expected:
-            raw = cast(bytes | None, await redis.get(decision_key(record.alert_id)))
+            shard_hash = decisions_key(decision_shard(record.alert_id))
+            raw = cast(bytes | None, await redis.hget(shard_hash, record.alert_id))
             assert raw is not None
-            assert raw.decode() == record.body
+            assert raw.decode() == record.member[:13] + record.body  # received ms, then the row
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)

@@ -72,6 +72,20 @@ async def _wait_for_records(log_dir: Path, at_least: int, proc: AuditProcess) ->
     return count
 
 
+def _starts(log_file: Path) -> int:
+    return log_file.read_bytes().count(b'"event": "audit_started"')
+
+
+async def _wait_until_started(log_file: Path, starts: int, proc: AuditProcess) -> None:
+    """Until the log holds ``starts`` ``audit_started`` lines: a SIGTERM before the service set
+    up its handlers (still importing) ends it by the signal's default action, not a drain."""
+    async with asyncio.timeout(60):
+        while _starts(log_file) < starts:
+            assert proc.proc is not None
+            assert proc.proc.poll() is None, "the audit process died"
+            await asyncio.sleep(0.05)
+
+
 async def test_kill_dash_nine_mid_stream_loses_and_duplicates_nothing(
     kafka_bootstrap: str, redis_url: str, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -131,6 +145,8 @@ async def test_kill_dash_nine_mid_stream_loses_and_duplicates_nothing(
         service.start()
         await streaming
         await _wait_for_records(log_dir, TOTAL, service)
+        # The records may all be on disk before the third process has started.
+        await _wait_until_started(tmp_path / "audit.out", 3, service)
         assert service.terminate() == 0
     finally:
         service.stop_quietly()

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from services.keyspace_migration import migrate_at_start
-from services.router.decisions import _WRITE_SCRIPT, Decision, DecisionStore, Placement
+from services.router.decisions import _WRITE_SCRIPT, DecisionStore
 from services.rules.control.store import RulesStore
 from services.rules.engine.model import Ruleset
 from services.tokens.service import TokenService
@@ -33,6 +33,7 @@ from shared.outbox import OutboxRelay, make_relay_producer, outbox_key
 from shared.settings import RouterSettings
 from shared.tokens.permissions import Role
 from shared.tokens.validator import build_validator
+from tests.integration._decisions import routed_decision
 from tests.integration._redis_server import ThrowawayRedis
 
 pytestmark = [pytest.mark.redis]
@@ -78,33 +79,12 @@ async def test_the_old_decision_layout_is_refused(redis: Redis) -> None:
         )  # fmt: skip
 
 
-def _decision(alert_id: str, team: str, at: datetime) -> Decision:
-    return Decision(
-        alert_id=alert_id,
-        outcome="routed",
-        alert_status="firing",
-        severity="error",
-        dedup_key=alert_id,
-        teams=(team,),
-        rule_ids=("r1",),
-        ruleset_version=1,
-        fallback=False,
-        token_id="tok_1",
-        received_at=at,
-        routed_at=at,
-        source_topic="alerts",
-        source_partition=0,
-        source_offset=1,
-        published=(Placement(topic=f"alerts.team.{team}", partition=0, offset=1),),
-    )
-
-
 async def test_decision_writes_and_lookups(redis: Redis) -> None:
     store = DecisionStore(redis, retention_s=3600)
     now = datetime.now(UTC)
     ids = [f"a{i:03d}" for i in range(200)]
     assert len({decision_shard(i) for i in ids}) == DECISION_SHARDS  # every shard is written
-    decisions = [_decision(i, "ops" if n % 2 else "dba", now) for n, i in enumerate(ids)]
+    decisions = [routed_decision(i, "ops" if n % 2 else "dba", now) for n, i in enumerate(ids)]
     await store.write_many([d.to_record() for d in decisions])
     await store.write_many([d.to_record() for d in decisions[:10]])  # idempotent
     assert await store.get("a007") == decisions[7]

@@ -21,6 +21,7 @@ from services.audit.verify import verify_log
 from services.tokens.testing import test_settings
 from shared.events import Actor, Event
 from shared.kafka import ensure_topics, make_producer
+from tests._waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
@@ -79,11 +80,13 @@ def _starts(log_file: Path) -> int:
 async def _wait_until_started(log_file: Path, starts: int, proc: AuditProcess) -> None:
     """Until the log holds ``starts`` ``audit_started`` lines: a SIGTERM before the service set
     up its handlers (still importing) ends it by the signal's default action, not a drain."""
-    async with asyncio.timeout(60):
-        while _starts(log_file) < starts:
-            assert proc.proc is not None
-            assert proc.proc.poll() is None, "the audit process died"
-            await asyncio.sleep(0.05)
+
+    def started() -> bool:
+        assert proc.proc is not None
+        assert proc.proc.poll() is None, "the audit process died"
+        return _starts(log_file) >= starts
+
+    await eventually(started, what=f"{starts} audit starts", every=0.05)
 
 
 async def test_kill_dash_nine_mid_stream_loses_and_duplicates_nothing(

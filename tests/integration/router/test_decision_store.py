@@ -12,12 +12,12 @@ from redis.asyncio import Redis
 from services.router.decisions import (
     Decision,
     DecisionStore,
-    Placement,
     decision_key,
     decisions_key,
     index_key,
 )
 from shared.keyspace import DECISION_SHARDS, decision_shard
+from tests.integration._decisions import routed_decision
 
 pytestmark = pytest.mark.redis
 
@@ -27,24 +27,7 @@ EXPIRED = NOW - timedelta(seconds=2 * RETENTION_S)  # hours past the cutoff, wha
 
 
 def _decision(alert_id: str, at: datetime) -> Decision:
-    return Decision(
-        alert_id=alert_id,
-        outcome="routed",
-        alert_status="firing",
-        severity="error",
-        dedup_key=alert_id,
-        teams=("ops",),
-        rule_ids=("r1",),
-        ruleset_version=1,
-        fallback=False,
-        token_id="tok_1",
-        received_at=at,
-        routed_at=at,
-        source_topic="alerts",
-        source_partition=0,
-        source_offset=1,
-        published=(Placement(topic="alerts.team.ops", partition=0, offset=1),),
-    )
+    return routed_decision(alert_id, "ops", at)
 
 
 def _same_shard(count: int) -> list[str]:

@@ -257,8 +257,7 @@ class NativeProducer:
         self._producer.produce(
             topic, value, key, headers=_headers(headers), on_delivery=on_delivery
         )
-        self._drained.clear()
-        self._produced.set()
+        self._handed_over()
 
     def produce_batch(
         self,
@@ -297,9 +296,13 @@ class NativeProducer:
                 error = repr(exc)
                 continue
             handed += 1
+        self._handed_over()
+        return handed, refused, error
+
+    def _handed_over(self) -> None:
+        """Records are outstanding: :meth:`flush` waits again and an idle server wakes."""
         self._drained.clear()
         self._produced.set()
-        return handed, refused, error
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

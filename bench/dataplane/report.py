@@ -25,7 +25,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     throughput = result.get("throughput")
-    if throughput:
+    if throughput and "error" not in throughput:
         loops = throughput["loops"]
         router = _rate(loops, "router_at_least_once")
         ceiling = _rate(loops, "bare_librdkafka")

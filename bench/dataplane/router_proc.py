@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.dataplane.workload import TEAMS, Workload
@@ -151,10 +151,30 @@ def _admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
 
 
+_COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+def _describe(admin: AdminClient, group: str) -> Any:
+    """The group's ``ConsumerGroupDescription``; None while the group coordinator is not ready
+    (a freshly started broker answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS)."""
+    try:
+        return admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except KafkaException as exc:
+        if exc.args[0].code() in _COORDINATOR_NOT_READY:
+            return None
+        raise
+
+
 def group_assignment(admin: AdminClient, group: str) -> dict[str, set[int]] | None:
     """Member id -> assigned partitions of a stable group (None while it rebalances)."""
-    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-    if description.state != ConsumerGroupState.STABLE:
+    description = _describe(admin, group)
+    if description is None or description.state != ConsumerGroupState.STABLE:
         return None
     owners: dict[str, set[int]] = {}
     for member in description.members:
@@ -182,7 +202,10 @@ def wait_rebalancing(bootstrap: str, group: str, members: int, within: float = 9
     admin = _admin(bootstrap)
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        found = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        found = _describe(admin, group)
+        if found is None:
+            time.sleep(0.01)
+            continue
         if found.state != ConsumerGroupState.STABLE or len(found.members) != members:
             return time.perf_counter()
         time.sleep(0.01)

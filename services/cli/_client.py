@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -80,13 +81,16 @@ def print_table(
     rows: list[dict[str, Any]], columns: list[str], *, title: str | None = None
 ) -> None:
     # Values fold onto more lines rather than end in "…": an id cut short cannot be pasted back.
-    table = Table(title=title)
+    # No vertical rules: ids and times fit a 120-column terminal without folding.
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    # Piped output (no terminal, so rich assumes 80 columns) gets one line per row for grep.
-    console.print(table, width=None if console.is_terminal else _PIPED_WIDTH)
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped: rich would assume 80 columns (and print() caps at that); a row a line, for grep
+        Console(file=console.file, width=_PIPED_WIDTH).print(table)
 
 
 class ApiClient:

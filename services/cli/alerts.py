@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,14 +40,13 @@ alerts_app = typer.Typer(help="Look up what the router decided for alerts.", no_
 
 _SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
 _DECISION_COLUMNS = [
-    "alert_id",
-    "outcome",
-    "teams",
-    "alert_status",
+    "received (UTC)",
+    "alert id",
     "severity",
-    "rule_ids",
-    "ruleset_version",
-    "received_at",
+    "status",
+    "teams",
+    "rules",
+    "version",
 ]
 
 
@@ -443,12 +443,20 @@ def list_alerts(
         print_model(page)
         return
     rows = [
-        {**dump_model(item), "teams": ",".join(item.teams), "rule_ids": ",".join(item.rule_ids)}
+        {
+            "received (UTC)": f"{item.received_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+            "alert id": item.alert_id,
+            "severity": item.severity,
+            "status": item.alert_status,
+            "teams": ",".join(item.teams) or "(unrouted)",
+            "rules": ",".join(item.rule_ids),
+            "version": item.ruleset_version,
+        }
         for item in page.items
     ]
     print_table(rows, _DECISION_COLUMNS, title="routing decisions")
     if page.next_cursor:
-        console.print(f"next page: --cursor {page.next_cursor}")
+        console.print(f"next page: --cursor {page.next_cursor}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -79,6 +79,12 @@ async def test_get_and_list(
     page = json.loads(out)
     assert [item["alert_id"] for item in page["items"]] == ["a002", "a001"]
     assert page["next_cursor"]
+    code, out = await asyncio.to_thread(run, "list", "--limit", "2")
+    assert code == 0, out
+    # Piped (no terminal): a row a line and the cursor whole, ready for grep and pasting.
+    rows = [line.split() for line in out.splitlines() if "a00" in line]
+    assert [(row[2], row[5]) for row in rows] == [("a002", "dba"), ("a001", "dba")]
+    assert f"next page: --cursor {page['next_cursor']}\n" in out
     code, out = await asyncio.to_thread(run, "list", "--since", "1h")  # decisions are in 2030
     assert code == 0, out
     assert "a000" in out

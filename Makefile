@@ -47,6 +47,6 @@ test: install
 	scripts/stack down; \
 	exit $$rc
 
-## bench: every benchmark on the local stack; Redis db 15 so a running `make run` demo is untouched
+## bench: every benchmark on the local stack (Redis database 15: a `make run` demo is untouched)
 bench: stack-up
-	@source <(scripts/stack env); export REDIS_URL="$${REDIS_URL%/*}/15"; $(PY) python -m bench
+	@source <(scripts/stack env); $(PY) python -m bench

@@ -11,7 +11,7 @@ loop (continuity), (c) a Quix Streams app routing by a field (its own pinned env
 loop vs router), HTTP GET latency on a router routing a backlog, scale out over 12
 partitions, and the routing pause when a router joins or leaves.
 
-Environment: ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL`` (its db is flushed);
+Environment: ``KAFKA_BOOTSTRAP_SERVERS``, database 15 of ``REDIS_URL``'s server (flushed);
 ``BENCH_DATAPLANE_ALERTS`` (default 150,000: long enough that a router's start-up, its
 indexer child's imports included, is a small part of the clock), ``BENCH_DATAPLANE_ROUNDS``
 (default 2),

@@ -9,8 +9,8 @@ to Redis by ``DecisionStore.write_many`` in the format older routers stored (eac
 :class:`Decision` as JSON), so the Redis CPU and memory of the two value formats sit side by
 side.
 
-Environment: ``KAFKA_BOOTSTRAP_SERVERS`` (default 127.0.0.1:9092), ``REDIS_URL`` (default
-``redis://127.0.0.1:6379/15``; the database is flushed before and after).
+Environment: ``KAFKA_BOOTSTRAP_SERVERS`` (default 127.0.0.1:9092), database 15 of
+``REDIS_URL``'s server (``bench.redis_url``; flushed before and after).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Producer
 from redis.asyncio import Redis
 
+from bench import redis_url as bench_redis_url
 from services.router.decision_batch import DecisionBatch, decode_batch, encode_batch
 from services.router.decision_log import FORMAT_HEADER, ROWS_FORMAT, DecisionIndexer
 from services.router.decisions import DecisionRecord, DecisionStore, decision_from_stored
@@ -155,7 +156,7 @@ async def _legacy_values(redis: Redis, values: list[bytes]) -> dict[str, Any]:
 
 async def _run() -> dict[str, Any]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    redis = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
+    redis = Redis.from_url(bench_redis_url())
     values = _values()
     try:
         await redis.flushdb()

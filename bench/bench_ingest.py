@@ -12,7 +12,7 @@ request latency at a steady 500 webhooks/s.
    runs from its scheduled send time to its answer, so a stall is not hidden. The bare
    endpoint is measured the same way right after, as the same-run baseline.
 
-Environment: ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` (the Redis db is flushed).
+Environment: ``KAFKA_BOOTSTRAP_SERVERS`` / database 15 of ``REDIS_URL``'s server (flushed).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 
+from bench import redis_url as bench_redis_url
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.kafka import ensure_topics
@@ -173,7 +174,7 @@ async def _latency(port: int, token: str, path: str, rate: int) -> dict[str, flo
 
 async def _bench() -> dict[str, Any]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = bench_redis_url()
     redis = make_redis(redis_url)
     await redis.flushdb()
     token, _ = await issue_token(

@@ -9,7 +9,7 @@
 2. Latency: the router runs in its own process; this process produces a steady 2,000 alerts/s
    and reads the team topic; latency = arrival time - send time carried in the alert.
 
-Environment: ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` (the Redis db is flushed).
+Environment: ``KAFKA_BOOTSTRAP_SERVERS`` / database 15 of ``REDIS_URL``'s server (flushed).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
+from bench import redis_url as bench_redis_url
 from services.router.decisions import DecisionStore, DecisionWriter
 from services.router.engine import AlertRouter
 from services.router.partitioner import KeyPartitioner
@@ -85,7 +86,7 @@ class _StaticRuleset:
 def _env() -> tuple[str, str]:
     return (
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        bench_redis_url(),
     )
 
 

@@ -5,7 +5,7 @@
 * ``revocation``: two validator *processes* each cache N tokens; the parent revokes them one by
   one and each child records when its cache stops accepting the token (target p99 <= 1 s).
 
-Uses ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``); writes only ``alertyard:*`` keys
+Uses database 15 of ``REDIS_URL``'s server (``bench.redis_url``); writes only ``alertyard:*`` keys
 of fresh test tokens.
 """
 
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any
 
+from bench import redis_url as bench_redis_url
 from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
@@ -30,10 +30,6 @@ from shared.tokens.validator import build_validator
 
 _CHECKS = 200_000
 _REVOKED = 60
-
-
-def _redis_url() -> str:
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _median_ns(fn: Any, arg: str, n: int) -> float:
@@ -47,7 +43,7 @@ def _median_ns(fn: Any, arg: str, n: int) -> float:
 
 
 async def _cache_hit() -> dict[str, Any]:
-    settings = test_settings(_redis_url())
+    settings = test_settings(bench_redis_url())
     redis = make_redis(settings.redis_url)
     raw, _ = await issue_token(redis, settings, permissions=[Permission.alerts_publish])
     validator = build_validator(settings.model_copy(update={"cache_ttl_s": 3600}), redis)
@@ -74,7 +70,7 @@ async def _cache_hit() -> dict[str, Any]:
 
 async def _child(tokens: list[str]) -> None:
     """Cache ``tokens``, say ready, then report when each one stops being accepted."""
-    settings = test_settings(_redis_url(), cache_ttl_s=3600)
+    settings = test_settings(bench_redis_url(), cache_ttl_s=3600)
     redis = make_redis(settings.redis_url)
     validator = build_validator(settings, redis)
     await validator.start()
@@ -94,7 +90,7 @@ async def _child(tokens: list[str]) -> None:
 
 
 async def _revocation() -> dict[str, Any]:
-    settings = test_settings(_redis_url())
+    settings = test_settings(bench_redis_url())
     redis = make_redis(settings.redis_url)
     issued = [await issue_token(redis, settings) for _ in range(_REVOKED)]
     payload = json.dumps([raw for raw, _ in issued])

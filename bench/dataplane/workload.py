@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
 
+from bench import redis_url as bench_redis_url
 from bench.bench_router import RULESET, TEAMS, _alert
 from services.rules.control.store import RulesStore
 from services.tokens.service import TokenService
@@ -27,7 +28,7 @@ __all__ = ["TEAMS", "Workload", "env", "librdkafka_producer", "new_topics", "pre
 def env() -> tuple[str, str]:
     return (
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        bench_redis_url(),
     )
 
 

@@ -2,7 +2,8 @@
 
 Same run, same broker, same pre-produced alerts (~300 bytes, keyed by dedup key, bearer
 header, 6 partitions, four team topics; acks=all, idempotent producers, commits only after
-delivery), each loop in a fresh consumer group, interleaved over ``ROUNDS`` rounds:
+delivery), each loop in a fresh consumer group and on an empty decision store, interleaved
+over ``ROUNDS`` rounds:
 
 (a) a bare confluent-kafka pipelined loop (the ceiling), (b) bench_router's bare aiokafka
 loop (continuity), (c) a Quix Streams app routing by a field (its own pinned environment),
@@ -34,7 +35,15 @@ from bench.dataplane.report import summarise
 from bench.dataplane.router_proc import setting_available
 from bench.dataplane.scale import scale_out
 from bench.dataplane.throughput import loops, quix_environment_ready
-from bench.dataplane.workload import Workload, env, new_topics, preload, prepare
+from bench.dataplane.workload import (
+    Workload,
+    aof_rewrites,
+    env,
+    forget_decisions,
+    new_topics,
+    preload,
+    prepare,
+)
 from shared.logging import configure_logging
 
 PARTITIONS = 6
@@ -58,7 +67,10 @@ async def _throughput(work: Workload, count: int, rounds: int) -> dict[str, Any]
     runs: dict[str, list[dict[str, Any]]] = {}
     for n in range(rounds):
         for name, loop in chosen.items():
+            await forget_decisions(work.redis_url)
+            rewrites = await aof_rewrites(work.redis_url)
             result = await loop(work, topics, count)
+            result["aof_rewrites"] = await aof_rewrites(work.redis_url) - rewrites
             runs.setdefault(name, []).append(result)
             rate = count / result["seconds"]
             print(f"round {n + 1} {name}: {rate:,.0f}/s", file=sys.stderr, flush=True)
@@ -69,6 +81,9 @@ async def _throughput(work: Workload, count: int, rounds: int) -> dict[str, Any]
             "per_s": round(count * len(seconds) / sum(seconds)),
             "per_s_by_round": [round(count / s) for s in seconds],
             "best_round_per_s": round(count / min(seconds)),
+            # Redis forked and copied its dataset this often while the loop ran (the stack's
+            # Redis shares the 2 cores): a cause of spread between rounds.
+            "redis_aof_rewrites_by_round": [r["aof_rewrites"] for r in results],
         }
         stages = [r["stages_us"] for r in results if r.get("stages_us")]
         if stages:
@@ -142,6 +157,7 @@ async def _run() -> dict[str, Any]:
         if name.split("_")[0] not in parts:
             continue
         try:
+            await forget_decisions(work.redis_url)
             result[name] = await step()
         except Exception as exc:  # one failed part must not cost the figures of the others
             result[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -19,10 +19,21 @@ from services.tokens.service import TokenService
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.kafka import ensure_topics
+from shared.keyspace import DECISION_SHARDS, decision_tag
 from shared.redis import make_redis
 from shared.settings import TokensSettings, TopicSettings
 
-__all__ = ["TEAMS", "Workload", "env", "librdkafka_producer", "new_topics", "preload", "prepare"]
+__all__ = [
+    "TEAMS",
+    "Workload",
+    "aof_rewrites",
+    "env",
+    "forget_decisions",
+    "librdkafka_producer",
+    "new_topics",
+    "preload",
+    "prepare",
+]
 
 
 def env() -> tuple[str, str]:
@@ -131,3 +142,31 @@ async def preload(work: Workload, topics: TopicSettings, count: int) -> list[str
     if failed:
         raise RuntimeError(f"preload failed: {failed[0]}")
     return ids
+
+
+async def forget_decisions(redis_url: str) -> int:
+    """Delete every decision earlier loops stored in the bench's database; returns the keys
+    deleted. Each loop then starts on an empty decision store: without this a later loop pays
+    for the earlier loops' Redis memory, since every AOF rewrite (a fork, then a core busy for
+    seconds) copies the whole dataset, and the full run stores ~1.5 GB of decisions."""
+    redis = make_redis(redis_url)
+    try:
+        keys = [
+            key
+            for shard in range(DECISION_SHARDS)
+            async for key in redis.scan_iter(match=f"{decision_tag(shard)}:*", count=1000)
+        ]
+        if keys:
+            await redis.unlink(*keys)  # freed by Redis's background thread
+        return len(keys)
+    finally:
+        await redis.aclose()
+
+
+async def aof_rewrites(redis_url: str) -> int:
+    """How many AOF rewrites the Redis server ran since it started (``INFO persistence``)."""
+    redis = make_redis(redis_url)
+    try:
+        return int((await redis.info("persistence")).get("aof_rewrites", 0))
+    finally:
+        await redis.aclose()

@@ -12,7 +12,11 @@ from confluent_kafka import Consumer, TopicPartition
 from bench.dataplane import bare_confluent
 from bench.dataplane.report import summarise
 from bench.dataplane.throughput import run_router
-from bench.dataplane.workload import TEAMS, new_topics, preload, prepare
+from bench.dataplane.workload import TEAMS, forget_decisions, new_topics, preload, prepare
+from services.router.decisions import decisions_key
+from shared.keyspace import DECISION_SHARDS
+from shared.redis import make_redis
+from tests._waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -52,3 +56,14 @@ async def test_harness_routes_tiny_workload(kafka_bootstrap: str, redis_url: str
     assert _copies(kafka_bootstrap, [topics.team_topic(t) for t in TEAMS]) == 2 * ALERTS
     summary = summarise({"throughput": {"loops": loops}})
     assert summary["router_vs_bare_librdkafka"]["ratio"] is not None
+    assert summarise({"throughput": {"error": "KafkaException: ..."}}) == {}
+
+    # The next loop starts on an empty decision store.
+    redis = make_redis(redis_url)
+    hashes = [decisions_key(shard) for shard in range(DECISION_SHARDS)]
+    try:
+        await eventually(lambda: redis.exists(*hashes), what="the router's decisions in Redis")
+        assert await forget_decisions(redis_url) > 0
+        assert await redis.exists(*hashes) == 0
+    finally:
+        await redis.aclose()

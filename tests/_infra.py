@@ -12,8 +12,12 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
+
+from shared.redis import with_database
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_REDIS_DB: Final = 14
 
 
 def docker_available() -> bool:
@@ -55,13 +59,15 @@ def kafka_bootstrap_servers() -> Iterator[str]:
 
 @contextmanager
 def redis_url() -> Iterator[str]:
+    """Database 14 of the Redis server to test against: tests flush their database, and
+    ``make run`` keeps the demo in database 0 (and the benchmarks use 15) of the same server."""
     if url := os.environ.get("REDIS_URL"):
-        yield url
+        yield with_database(url, TEST_REDIS_DB)
     elif docker_available():
         from testcontainers.redis import RedisContainer
 
         with RedisContainer("redis:7") as redis:
             host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
-            yield f"redis://{host}:{port}/0"
+            yield f"redis://{host}:{port}/{TEST_REDIS_DB}"
     else:
-        yield _stack_env()["REDIS_URL"]
+        yield with_database(_stack_env()["REDIS_URL"], TEST_REDIS_DB)

@@ -120,6 +120,9 @@ async def stack(
         "ALERTYARD_TOPIC_UNROUTED": f"c-{tag}.unrouted",
         "ALERTYARD_TOPIC_REJECTED": f"c-{tag}.rejected",
         "ALERTYARD_TOPIC_AUDIT": f"c-{tag}.audit",
+        # Its own decisions topic: the router's indexer group is new, so it reads its topic from
+        # the start, and on a shared one it would list every router's earlier decisions too.
+        "ALERTYARD_TOPIC_DECISIONS": f"c-{tag}.decisions",
         "ALERTYARD_TOPIC_PARTITIONS": "3",
     }
     await ensure_topics(

@@ -1,4 +1,4 @@
-"""A routed decision to write to the decision store in tests (one copy to its team's topic)."""
+"""Decisions to write to the decision store in tests, as the router records them."""
 
 from __future__ import annotations
 
@@ -6,25 +6,29 @@ from datetime import datetime
 
 from services.router.decisions import Decision, Placement
 
-__all__ = ["routed_decision"]
+__all__ = ["decision_for"]
 
 
-def routed_decision(alert_id: str, team: str, at: datetime) -> Decision:
+def decision_for(
+    alert_id: str, team: str | None, at: datetime, *, status: str = "firing", offset: int = 1
+) -> Decision:
+    """One copy to ``team``'s topic, or an unrouted decision without a team; ``offset`` is the
+    alert's source offset and its copy's."""
     return Decision(
         alert_id=alert_id,
-        outcome="routed",
-        alert_status="firing",
-        severity="error",
-        dedup_key=alert_id,
-        teams=(team,),
-        rule_ids=("r1",),
-        ruleset_version=1,
+        outcome="routed" if team else "unrouted",
+        alert_status=status,
+        severity="warning",
+        dedup_key=f"d-{alert_id}",
+        teams=(team,) if team else (),
+        rule_ids=("r1",) if team else (),
+        ruleset_version=2,
         fallback=False,
-        token_id="tok_1",
+        token_id="tok-producer",
         received_at=at,
         routed_at=at,
         source_topic="alerts",
         source_partition=0,
-        source_offset=1,
-        published=(Placement(topic=f"alerts.team.{team}", partition=0, offset=1),),
+        source_offset=offset,
+        published=(Placement(topic=f"alerts.team.{team or 'none'}", partition=0, offset=offset),),
     )

@@ -33,7 +33,7 @@ from shared.outbox import OutboxRelay, make_relay_producer, outbox_key
 from shared.settings import RouterSettings
 from shared.tokens.permissions import Role
 from shared.tokens.validator import build_validator
-from tests.integration._decisions import routed_decision
+from tests.integration._decisions import decision_for
 from tests.integration._redis_server import ThrowawayRedis
 
 pytestmark = [pytest.mark.redis]
@@ -84,7 +84,7 @@ async def test_decision_writes_and_lookups(redis: Redis) -> None:
     now = datetime.now(UTC)
     ids = [f"a{i:03d}" for i in range(200)]
     assert len({decision_shard(i) for i in ids}) == DECISION_SHARDS  # every shard is written
-    decisions = [routed_decision(i, "ops" if n % 2 else "dba", now) for n, i in enumerate(ids)]
+    decisions = [decision_for(i, "ops" if n % 2 else "dba", now) for n, i in enumerate(ids)]
     await store.write_many([d.to_record() for d in decisions])
     await store.write_many([d.to_record() for d in decisions[:10]])  # idempotent
     assert await store.get("a007") == decisions[7]
@@ -98,7 +98,7 @@ async def test_decision_writes_and_lookups(redis: Redis) -> None:
             break
         cursor = page.next_cursor
     assert sorted(pages) == [i for n, i in enumerate(ids) if n % 2]
-    filtered = await store.page(scope="all", limit=500, severity="error")
+    filtered = await store.page(scope="all", limit=500, severity="warning")
     assert len(filtered.items) == len(ids)
 
 

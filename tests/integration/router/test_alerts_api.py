@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.router.api import build_alerts_api
-from services.router.decisions import Decision, DecisionRecord, DecisionStore, Placement
+from services.router.decisions import DecisionRecord, DecisionStore
 from services.tokens.testing import issue_token, test_settings
 from shared.auth import Permission
 from shared.http import install_error_handlers
 from shared.tokens.validator import build_validator
+from tests.integration._decisions import decision_for
 
 pytestmark = pytest.mark.redis
 
@@ -24,24 +25,7 @@ BASE = datetime(2030, 1, 1, tzinfo=UTC)
 
 def decision(n: int, team: str | None, *, status: str = "firing") -> DecisionRecord:
     at = BASE + timedelta(seconds=n // 3)  # several decisions share a millisecond
-    return Decision(
-        alert_id=f"a{n:03d}",
-        outcome="routed" if team else "unrouted",
-        alert_status=status,
-        severity="warning",
-        dedup_key=f"d{n}",
-        teams=(team,) if team else (),
-        rule_ids=("r1",) if team else (),
-        ruleset_version=2,
-        fallback=False,
-        token_id="tok-producer",
-        received_at=at,
-        routed_at=at,
-        source_topic="alerts",
-        source_partition=0,
-        source_offset=n,
-        published=(Placement(topic=f"alerts.team.{team or 'none'}", partition=0, offset=n),),
-    ).to_record()
+    return decision_for(f"a{n:03d}", team, at, status=status, offset=n).to_record()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from services.router.decisions import (
     index_key,
 )
 from shared.keyspace import DECISION_SHARDS, decision_shard
-from tests.integration._decisions import routed_decision
+from tests.integration._decisions import decision_for
 
 pytestmark = pytest.mark.redis
 
@@ -27,7 +27,7 @@ EXPIRED = NOW - timedelta(seconds=2 * RETENTION_S)  # hours past the cutoff, wha
 
 
 def _decision(alert_id: str, at: datetime) -> Decision:
-    return routed_decision(alert_id, "ops", at)
+    return decision_for(alert_id, "ops", at)
 
 
 def _same_shard(count: int) -> list[str]:

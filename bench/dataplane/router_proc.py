@@ -203,10 +203,9 @@ def wait_rebalancing(bootstrap: str, group: str, members: int, within: float = 9
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         found = _describe(admin, group)
-        if found is None:
-            time.sleep(0.01)
-            continue
-        if found.state != ConsumerGroupState.STABLE or len(found.members) != members:
+        if found is not None and (
+            found.state != ConsumerGroupState.STABLE or len(found.members) != members
+        ):
             return time.perf_counter()
         time.sleep(0.01)
     raise RuntimeError(f"group {group} did not start rebalancing within {within} s")

@@ -149,13 +149,10 @@ async def forget_decisions(redis_url: str) -> int:
     deleted. Each loop then starts on an empty decision store: without this a later loop pays
     for the earlier loops' Redis memory, since every AOF rewrite (a fork, then a core busy for
     seconds) copies the whole dataset, and the full run stores ~1.5 GB of decisions."""
+    tags = tuple(decision_tag(shard).encode() for shard in range(DECISION_SHARDS))
     redis = make_redis(redis_url)
     try:
-        keys = [
-            key
-            for shard in range(DECISION_SHARDS)
-            async for key in redis.scan_iter(match=f"{decision_tag(shard)}:*", count=1000)
-        ]
+        keys = [key async for key in redis.scan_iter(count=1000) if key.startswith(tags)]
         if keys:
             await redis.unlink(*keys)  # freed by Redis's background thread
         return len(keys)

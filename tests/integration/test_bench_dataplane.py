@@ -65,5 +65,6 @@ async def test_harness_routes_tiny_workload(kafka_bootstrap: str, redis_url: str
         await eventually(lambda: redis.exists(*hashes), what="the router's decisions in Redis")
         assert await forget_decisions(redis_url) > 0
         assert await redis.exists(*hashes) == 0
+        assert [k async for k in redis.scan_iter(match="alertyard:{decisions.*")] == []
     finally:
         await redis.aclose()
